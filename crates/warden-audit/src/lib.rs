@@ -1,0 +1,1 @@
+//! warden-audit (under construction)

@@ -1,0 +1,1 @@
+//! warden-eval (under construction)

@@ -1,0 +1,1 @@
+//! warden-proxy (under construction)
