@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod input;
 
 #[derive(Parser)]
 #[command(name = "warden", version, about = "LLM guardrail: find and redact PII, secrets and prompt injection; validate tool calls; guard proxy")]
