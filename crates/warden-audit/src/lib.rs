@@ -451,10 +451,9 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport, AuditError> {
 pub fn verify_reader<R: BufRead>(reader: R) -> Result<VerifyReport, std::io::Error> {
     let mut expected_seq = 0u64;
     let mut prev = GENESIS.to_string();
-    let mut line_no = 0u64;
-    for raw in reader.split(b'\n') {
+    for (index, raw) in reader.split(b'\n').enumerate() {
         let raw = raw?;
-        line_no += 1;
+        let line_no = index as u64 + 1;
         let broken = |reason| VerifyReport {
             records: expected_seq,
             head: prev.clone(),
