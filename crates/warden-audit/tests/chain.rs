@@ -83,7 +83,7 @@ fn recomputed_hash_still_breaks_the_chain() {
     let mut h = sha2::Sha256::new();
     h.update(prev.as_bytes());
     h.update(b"\n");
-    h.update(edited[..cut].as_bytes());
+    h.update(&edited.as_bytes()[..cut]);
     h.update(b"}");
     l[1] = format!(
         "{},\"hash\":\"{}\"}}",
