@@ -1,0 +1,318 @@
+//! The response side: restore placeholders in what the vendor returns and
+//! validate every tool call before the agent sees it. A denied call is replaced
+//! by a refusal the SDKs accept (see `docs/proxy.md`).
+
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::auth::Principal;
+use crate::convo::Api;
+use crate::engine::{placeholder_spans, CallVerdict, Vault};
+use crate::state::AppState;
+
+/// One tool-call decision, as recorded in the audit log (no argument values).
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolRecord {
+    /// Tool name.
+    pub tool: String,
+    /// Verdict.
+    pub verdict: String,
+    /// Deciding rule ids.
+    pub rules: Vec<String>,
+    /// Approval request id, for `needs_approval`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+}
+
+/// Per-request context shared by the response paths.
+pub struct ReqCtx {
+    /// App state.
+    pub state: Arc<AppState>,
+    /// The caller.
+    pub principal: Principal,
+    /// Request id (also in logs).
+    pub request_id: String,
+    /// Wire format.
+    pub api: Api,
+    /// This conversation's vault.
+    pub vault: Arc<Vault>,
+    /// Tool decisions so far.
+    pub tools: Mutex<Vec<ToolRecord>>,
+}
+
+/// Text that replaces a denied tool call.
+pub fn refusal_text(name: &str, v: &CallVerdict) -> String {
+    let why = if v.messages.is_empty() {
+        "denied by policy".to_string()
+    } else {
+        v.messages.join("; ")
+    };
+    let approval = v
+        .approval_id
+        .as_deref()
+        .map(|id| format!(" Approval request: {id}."))
+        .unwrap_or_default();
+    format!(
+        "[warden] The tool call `{name}` was not released ({}): {why}. Rules: {}.{approval}",
+        v.verdict,
+        v.rules.join(", ")
+    )
+}
+
+impl ReqCtx {
+    /// Decide one tool call whose arguments (a JSON text) have already been restored.
+    pub async fn decide(&self, name: &str, args: &str) -> CallVerdict {
+        let verdict = if !placeholder_spans(args).is_empty() {
+            CallVerdict::deny(
+                "warden.unknown_placeholder",
+                "the arguments reference a placeholder this conversation does not know",
+            )
+        } else {
+            let trimmed = args.trim();
+            let parsed = if trimmed.is_empty() {
+                Ok(json!({}))
+            } else {
+                serde_json::from_str::<Value>(trimmed)
+            };
+            match parsed {
+                Ok(v) if v.is_object() => {
+                    self.state
+                        .engines
+                        .validate_call(&self.principal, name, &v)
+                        .await
+                }
+                _ => CallVerdict::deny(
+                    "warden.arguments_invalid",
+                    "the arguments are not a JSON object",
+                ),
+            }
+        };
+        self.decide_recorded(name, &verdict);
+        verdict
+    }
+
+    /// Record a verdict (metrics, log event, audit list).
+    pub fn decide_recorded(&self, name: &str, verdict: &CallVerdict) {
+        let m = &self.state.metrics;
+        m.inc(
+            "warden_tool_calls_total",
+            &[
+                ("principal", &self.principal.id),
+                ("tool", name),
+                ("verdict", &verdict.verdict),
+            ],
+            1,
+        );
+        if !verdict.allowed() {
+            tracing::warn!(
+                event = "tool_call_denied",
+                request_id = %self.request_id,
+                principal = %self.principal.id,
+                tool = %name,
+                verdict = %verdict.verdict,
+                rules = ?verdict.rules,
+                "tool call not released"
+            );
+        }
+        if let Ok(mut t) = self.tools.lock() {
+            t.push(ToolRecord {
+                tool: name.to_string(),
+                verdict: verdict.verdict.clone(),
+                rules: verdict.rules.clone(),
+                approval_id: verdict.approval_id.clone(),
+            });
+        }
+    }
+
+    /// Restore and validate a complete (non-streaming) response body in place.
+    pub async fn finish_body(&self, body: &mut Value) {
+        match self.api {
+            Api::Chat => self.chat_body(body).await,
+            Api::Messages => self.messages_body(body).await,
+            Api::Responses => {
+                if let Some(out) = body.get_mut("output").and_then(Value::as_array_mut) {
+                    self.responses_output(out).await;
+                }
+            }
+            Api::Embeddings => return,
+        }
+        restore_tree(&self.vault, body);
+    }
+
+    async fn chat_body(&self, body: &mut Value) {
+        let Some(choices) = body.get_mut("choices").and_then(Value::as_array_mut) else {
+            return;
+        };
+        for choice in choices {
+            let mut refusals = Vec::new();
+            let mut had_calls = false;
+            let mut kept = Vec::new();
+            if let Some(calls) = choice
+                .pointer_mut("/message/tool_calls")
+                .and_then(Value::as_array_mut)
+            {
+                had_calls = !calls.is_empty();
+                for mut call in std::mem::take(calls) {
+                    let name = call
+                        .pointer("/function/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                    let raw = call
+                        .pointer("/function/arguments")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    let restored = self.vault.restore_json(raw);
+                    let v = self.decide(&name, &restored).await;
+                    if v.allowed() {
+                        if let Some(a) = call.pointer_mut("/function/arguments") {
+                            *a = Value::String(restored);
+                        }
+                        kept.push(call);
+                    } else {
+                        refusals.push(refusal_text(&name, &v));
+                    }
+                }
+                *calls = kept.clone();
+            }
+            let Some(msg) = choice.get_mut("message").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            if had_calls && kept.is_empty() {
+                msg.remove("tool_calls");
+            }
+            if !refusals.is_empty() {
+                let prev = msg
+                    .get("content")
+                    .and_then(Value::as_str)
+                    .map(|s| self.vault.restore(s))
+                    .unwrap_or_default();
+                let text = if prev.is_empty() {
+                    refusals.join("\n")
+                } else {
+                    format!("{prev}\n{}", refusals.join("\n"))
+                };
+                msg.insert("content".into(), Value::String(text));
+                if kept.is_empty()
+                    && choice.get("finish_reason").and_then(Value::as_str) == Some("tool_calls")
+                {
+                    choice["finish_reason"] = json!("stop");
+                }
+            }
+        }
+    }
+
+    async fn messages_body(&self, body: &mut Value) {
+        let mut kept_calls = 0;
+        let mut denied = 0;
+        if let Some(blocks) = body.get_mut("content").and_then(Value::as_array_mut) {
+            for b in blocks.iter_mut() {
+                if b.get("type").and_then(Value::as_str) != Some("tool_use") {
+                    continue;
+                }
+                let name = b
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let mut input = b.get("input").cloned().unwrap_or_else(|| json!({}));
+                restore_tree(&self.vault, &mut input);
+                let args = serde_json::to_string(&input).unwrap_or_default();
+                let v = self.decide(&name, &args).await;
+                if v.allowed() {
+                    b["input"] = input;
+                    kept_calls += 1;
+                } else {
+                    denied += 1;
+                    *b = json!({"type": "text", "text": refusal_text(&name, &v)});
+                }
+            }
+        }
+        if denied > 0
+            && kept_calls == 0
+            && body.get("stop_reason").and_then(Value::as_str) == Some("tool_use")
+        {
+            body["stop_reason"] = json!("end_turn");
+        }
+    }
+
+    async fn responses_output(&self, out: &mut [Value]) {
+        for item in out.iter_mut() {
+            if item.get("type").and_then(Value::as_str) != Some("function_call") {
+                continue;
+            }
+            let name = item
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let raw = item.get("arguments").and_then(Value::as_str).unwrap_or("");
+            let restored = self.vault.restore_json(raw);
+            let v = self.decide(&name, &restored).await;
+            if v.allowed() {
+                item["arguments"] = Value::String(restored);
+            } else {
+                *item = refusal_message_item(item, &refusal_text(&name, &v));
+            }
+        }
+    }
+}
+
+/// A Responses API `message` output item carrying a refusal, replacing a denied `function_call`.
+pub fn refusal_message_item(call: &Value, text: &str) -> Value {
+    let id = call
+        .get("call_id")
+        .or_else(|| call.get("id"))
+        .and_then(Value::as_str)
+        .unwrap_or("call");
+    json!({
+        "type": "message",
+        "id": format!("msg_warden_{id}"),
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}]
+    })
+}
+
+/// Restore placeholders in every string of a JSON value, leaving signed
+/// thinking and reasoning blocks untouched.
+pub fn restore_tree(vault: &Vault, v: &mut Value) {
+    if vault.is_empty() {
+        return;
+    }
+    match v {
+        Value::String(s) => {
+            if s.contains('<') {
+                *s = vault.restore(s);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| restore_tree(vault, x)),
+        Value::Object(o) => {
+            if matches!(
+                o.get("type").and_then(Value::as_str),
+                Some(
+                    "thinking"
+                        | "redacted_thinking"
+                        | "reasoning"
+                        | "thinking_delta"
+                        | "signature_delta"
+                )
+            ) {
+                return;
+            }
+            for (k, x) in o.iter_mut() {
+                // OpenAI tool-call arguments are JSON text: originals must be escaped.
+                if k == "arguments" {
+                    if let Value::String(s) = x {
+                        *s = vault.restore_json(s);
+                        continue;
+                    }
+                }
+                restore_tree(vault, x);
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,171 @@
+//! Guard endpoints for clients that do not proxy: scan text or messages, and
+//! check one tool call.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::authenticate;
+use crate::engine::{Source, Vault};
+use crate::error::{ApiError, Flavor, ProxyError};
+use crate::extract::{parse_json, read_body};
+use crate::state::AppState;
+
+fn fail(e: ProxyError) -> Response {
+    ApiError::new(Flavor::OpenAi, e).into_response()
+}
+
+/// `POST /v1/guard/scan` — `{"text": "...", "source": "user"}` or
+/// `{"messages": [...]}` (OpenAI Chat shape). Returns entities (type, byte
+/// span, score, rule — never the value), the injection verdict and the
+/// redacted text or messages.
+pub async fn scan(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let principal = match authenticate(&s, &headers, "guard.scan").await {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let bytes = match read_body(body, s.cfg.limits.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let v = match parse_json(&bytes, s.cfg.limits.max_json_depth) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    let st = s.clone();
+    let work = move || -> Result<Value, ProxyError> {
+        if let Some(text) = v.get("text").and_then(Value::as_str) {
+            let source = match v.get("source").and_then(Value::as_str).unwrap_or("user") {
+                "user" => Source::User,
+                "system" => Source::System,
+                "tool" => Source::Tool,
+                "document" => Source::Document,
+                _ => {
+                    return Err(ProxyError::BadRequest(
+                        "source must be user, system, tool or document".into(),
+                    ))
+                }
+            };
+            let found = st.engines.scan(text, None);
+            let mut vault = Vault::with_key(st.token_key.clone());
+            let redacted = st.engines.redact(text, &found, &mut vault);
+            let inj = st.engines.injection(text, source);
+            let entities: Vec<Value> = found
+                .iter()
+                .map(|d| {
+                    let cp_start = text.get(..d.start).map_or(0, |p| p.chars().count());
+                    let cp_end = text.get(..d.end).map_or(0, |p| p.chars().count());
+                    json!({"type": &*d.entity, "start": cp_start, "end": cp_end, "start_byte": d.start, "end_byte": d.end, "score": d.score, "rule": &*d.rule})
+                })
+                .collect();
+            Ok(json!({"entities": entities, "injection": inj, "redacted": redacted}))
+        } else if v.get("messages").is_some() {
+            let mut body = v;
+            let ins = crate::pipeline::inspect(
+                &st.engines,
+                &st.cfg,
+                crate::convo::Api::Chat,
+                &mut body,
+                Vault::with_key(st.token_key.clone()),
+            );
+            Ok(json!({
+                "detections": ins.detections,
+                "injection": {"verdict": ins.injection_verdict(), "by_source": ins.injection},
+                "blocked": ins.blocked,
+                "not_scanned": ins.not_scanned,
+                "messages": body["messages"],
+            }))
+        } else {
+            Err(ProxyError::BadRequest(
+                "expected \"text\" or \"messages\"".into(),
+            ))
+        }
+    };
+    let result = if bytes.len() > s.cfg.limits.blocking_scan_threshold_bytes {
+        tokio::task::spawn_blocking(work)
+            .await
+            .unwrap_or_else(|_| Err(ProxyError::Internal("scanner task failed".into())))
+    } else {
+        work()
+    };
+    let status = if result.is_ok() { "200" } else { "400" };
+    s.metrics.inc(
+        "warden_requests_total",
+        &[
+            ("route", "guard.scan"),
+            ("principal", &principal.id),
+            ("status", status),
+        ],
+        1,
+    );
+    match result {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => fail(e),
+    }
+}
+
+/// `POST /v1/guard/check-call` — `{"name": "...", "arguments": {...}}` (or an
+/// OpenAI `tool_calls[]` entry / Anthropic `tool_use` block). Returns the verdict;
+/// the role is the caller's.
+pub async fn check_call(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let principal = match authenticate(&s, &headers, "guard.check_call").await {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let bytes = match read_body(body, s.cfg.limits.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let v = match parse_json(&bytes, s.cfg.limits.max_json_depth) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    let (name, args) = match (
+        v.get("name").or_else(|| v.pointer("/function/name")),
+        v.get("arguments")
+            .or_else(|| v.pointer("/function/arguments"))
+            .or_else(|| v.get("input")),
+    ) {
+        (Some(Value::String(n)), Some(Value::String(a))) => (
+            n.clone(),
+            serde_json::from_str::<Value>(a).unwrap_or(Value::Null),
+        ),
+        (Some(Value::String(n)), Some(a)) => (n.clone(), a.clone()),
+        (Some(Value::String(n)), None) => (n.clone(), json!({})),
+        _ => {
+            return fail(ProxyError::BadRequest(
+                "expected {\"name\", \"arguments\"}".into(),
+            ))
+        }
+    };
+    let verdict = if args.is_object() {
+        s.engines.validate_call(&principal, &name, &args).await
+    } else {
+        crate::engine::CallVerdict::deny(
+            "warden.arguments_invalid",
+            "the arguments are not a JSON object",
+        )
+    };
+    s.metrics.inc(
+        "warden_tool_calls_total",
+        &[
+            ("principal", &principal.id),
+            ("tool", &name),
+            ("verdict", &verdict.verdict),
+        ],
+        1,
+    );
+    let rec = json!({"event": "guard_check_call", "principal": principal.id, "tool": name, "verdict": verdict.verdict, "rules": verdict.rules});
+    if let Err(e) = s.audit.append(&rec) {
+        tracing::error!(event = "audit_write_failed", error = %e, "audit record could not be written");
+    }
+    axum::Json(verdict).into_response()
+}

@@ -1,0 +1,104 @@
+//! Vendor endpoints and their keys. A key comes from an environment variable
+//! or a file (re-read when the file changes, so rotation needs no restart);
+//! never from the client, never logged.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use crate::config::UpstreamConfig;
+use crate::error::ProxyError;
+
+enum KeySource {
+    None,
+    Env(String),
+    File {
+        path: PathBuf,
+        cache: Mutex<Option<(SystemTime, u64, String)>>,
+    },
+}
+
+/// One vendor.
+pub struct Upstream {
+    /// Base URL without trailing slash.
+    pub base_url: String,
+    key: KeySource,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is deliberately absent.
+        f.debug_struct("Upstream")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upstream {
+    /// Build from config (reads the environment now; files lazily).
+    pub fn new(cfg: &UpstreamConfig) -> Upstream {
+        let key = if let Some(path) = &cfg.key_file {
+            KeySource::File {
+                path: path.clone(),
+                cache: Mutex::new(None),
+            }
+        } else if let Some(var) = &cfg.key_env {
+            match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => KeySource::Env(v.trim().to_string()),
+                _ => KeySource::None,
+            }
+        } else {
+            KeySource::None
+        };
+        Upstream {
+            base_url: cfg.base_url.trim_end_matches('/').to_string(),
+            key,
+        }
+    }
+
+    /// Whether a key source is configured.
+    pub fn has_key(&self) -> bool {
+        !matches!(self.key, KeySource::None)
+    }
+
+    /// The current key. A key file is re-read when its modification time or size changes.
+    ///
+    /// # Errors
+    /// No key configured, or the key file cannot be read.
+    pub fn key(&self) -> Result<String, ProxyError> {
+        match &self.key {
+            KeySource::None => Err(ProxyError::Internal(
+                "no vendor key configured for this upstream".into(),
+            )),
+            KeySource::Env(k) => Ok(k.clone()),
+            KeySource::File { path, cache } => {
+                let meta = std::fs::metadata(path)
+                    .map_err(|_| ProxyError::Internal("vendor key file unreadable".into()))?;
+                let stamp = (
+                    meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    meta.len(),
+                );
+                let mut c = cache
+                    .lock()
+                    .map_err(|_| ProxyError::Internal("key cache poisoned".into()))?;
+                if let Some((t, n, k)) = c.as_ref() {
+                    if (*t, *n) == stamp {
+                        return Ok(k.clone());
+                    }
+                }
+                let k = std::fs::read_to_string(path)
+                    .map_err(|_| ProxyError::Internal("vendor key file unreadable".into()))?;
+                let k = k.trim().to_string();
+                if k.is_empty() {
+                    return Err(ProxyError::Internal("vendor key file is empty".into()));
+                }
+                tracing::info!(
+                    event = "vendor_key_loaded",
+                    "vendor key (re)loaded from file"
+                );
+                *c = Some((stamp.0, stamp.1, k.clone()));
+                Ok(k)
+            }
+        }
+    }
+}
