@@ -1,0 +1,446 @@
+//! The scan itself: anchors → windowed regex → validator → context → overlap.
+
+use std::sync::Arc;
+
+use regex_automata::{Anchored, Input};
+
+use super::{Anchor, Inner, Rule};
+use crate::finding::{Checksum, Evidence, Finding};
+use crate::normalize::{normalize, Normalized};
+
+/// Bytes that may separate digits inside one digit run.
+const RUN_SEP: [bool; 256] = {
+    let mut t = [false; 256];
+    let seps = b" -./()+:";
+    let mut i = 0;
+    while i < seps.len() {
+        t[seps[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Largest text scanned as a whole when only a JSON key supplies context.
+const KEY_WINDOW: usize = 4096;
+
+/// A finding in view coordinates, before mapping back to the original.
+struct Raw {
+    rule: usize,
+    start: usize,
+    end: usize,
+    score: f32,
+    evidence: Vec<Evidence>,
+}
+
+/// Per-scan state: findings so far and, per rule, the end of its last finding.
+struct Scan<'a> {
+    inner: &'a Inner,
+    view: &'a str,
+    text: &'a [u8],
+    key: Option<String>,
+    last_end: Vec<usize>,
+    out: Vec<Raw>,
+}
+
+pub(super) fn scan(inner: &Inner, text: &str, key: Option<&str>) -> Vec<Finding> {
+    let view = normalize(text);
+    let key = key.map(normalize_key);
+    let mut found: Vec<Finding> = Vec::new();
+    let raws = scan_view(inner, view.text(), key.clone());
+    push_mapped(inner, &view, raws, false, &mut found);
+    if inner.config.decode {
+        if let Some(dec) = view.decoded() {
+            let raws = scan_view(inner, dec.text(), key);
+            push_mapped(inner, &dec, raws, true, &mut found);
+        }
+    }
+    if let Some(deny) = &inner.deny {
+        let mut hits = Vec::new();
+        deny.find(view.text().as_bytes(), &mut hits);
+        for (entity, s, e) in hits {
+            if !view.text().is_char_boundary(s) || !view.text().is_char_boundary(e) {
+                continue;
+            }
+            let (start, end) = view.to_original(s, e);
+            found.push(Finding {
+                entity,
+                rule: Arc::from("config.deny"),
+                start,
+                end,
+                score: 1.0,
+                evidence: vec![Evidence::DenyList],
+                obfuscated: text.as_bytes().get(start..end) != view.text().as_bytes().get(s..e),
+            });
+        }
+    }
+    resolve_overlaps(found)
+}
+
+fn push_mapped(
+    inner: &Inner,
+    view: &Normalized<'_>,
+    raws: Vec<Raw>,
+    decoded_only: bool,
+    out: &mut Vec<Finding>,
+) {
+    let original = view.original().as_bytes();
+    let vt = view.text().as_bytes();
+    for r in raws {
+        let (start, end) = view.to_original(r.start, r.end);
+        let obfuscated = original.get(start..end) != vt.get(r.start..r.end);
+        // The decoded view repeats every plain finding; keep only what the
+        // decoding revealed.
+        if decoded_only && !obfuscated {
+            continue;
+        }
+        let mut evidence = r.evidence;
+        if obfuscated {
+            evidence.extend(view.layers_in(r.start, r.end).into_iter().map(|l| {
+                Evidence::Obfuscation {
+                    layer: Arc::from(l),
+                }
+            }));
+        }
+        let rule = &inner.rules[r.rule];
+        out.push(Finding {
+            entity: rule.entity.clone(),
+            rule: rule.id.clone(),
+            start,
+            end,
+            score: r.score,
+            evidence,
+            obfuscated,
+        });
+    }
+}
+
+/// Keep the best of overlapping findings (higher score, then longer, then
+/// earlier), return them sorted by start.
+fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
+    if found.len() < 2 {
+        return found;
+    }
+    found.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(a.start.cmp(&b.start))
+    });
+    let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
+    // `kept_spans` stays sorted by start, so an overlap check is a binary search.
+    let mut kept_spans: Vec<(usize, usize)> = Vec::with_capacity(found.len());
+    for f in found {
+        let i = kept_spans.partition_point(|&(s, _)| s < f.end);
+        let overlaps = i > 0 && kept_spans[i - 1].1 > f.start;
+        if !overlaps {
+            kept_spans.insert(i, (f.start, f.end));
+            kept.push(f);
+        }
+    }
+    kept.sort_by_key(|f| (f.start, f.end));
+    kept
+}
+
+/// Lower-case a JSON key and split it into words (`creditCard_number` →
+/// ` credit card number `), so context words match it as whole words.
+fn normalize_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 2);
+    out.push(' ');
+    let mut prev_lower = false;
+    for c in key.chars() {
+        if c.is_ascii_alphanumeric() {
+            if c.is_ascii_uppercase() && prev_lower {
+                out.push(' ');
+            }
+            prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+            out.push(c.to_ascii_lowercase());
+        } else {
+            prev_lower = false;
+            if !out.ends_with(' ') {
+                out.push(' ');
+            }
+        }
+    }
+    if !out.ends_with(' ') {
+        out.push(' ');
+    }
+    out
+}
+
+fn scan_view(inner: &Inner, text: &str, key: Option<String>) -> Vec<Raw> {
+    let mut s = Scan {
+        inner,
+        view: text,
+        text: text.as_bytes(),
+        key,
+        last_end: vec![0; inner.rules.len()],
+        out: Vec::new(),
+    };
+    s.literals();
+    s.digit_runs();
+    s.key_driven();
+    s.out
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
+impl Scan<'_> {
+    fn literals(&mut self) {
+        let Some(ac) = &self.inner.literals else {
+            return;
+        };
+        let text = self.text;
+        for m in ac.find_overlapping_iter(text) {
+            for t in &self.inner.lit_targets[m.pattern().as_usize()] {
+                if let Some(exact) = &t.exact {
+                    if text[m.start()..m.end()] != **exact {
+                        continue;
+                    }
+                }
+                if t.word {
+                    let before_ok = m.start() == 0 || !is_word(text[m.start() - 1]);
+                    let after_ok = m.end() == text.len() || !is_word(text[m.end()]);
+                    if !(before_ok && after_ok) {
+                        continue;
+                    }
+                }
+                self.try_rule(t.rule, m.start(), m.end());
+            }
+        }
+    }
+
+    fn digit_runs(&mut self) {
+        let inner = self.inner;
+        let rules = &inner.digit_rules;
+        let Some(&first) = rules.first() else { return };
+        let min_any = self.inner.rules[first].min_digits.max(1);
+        let text = self.text;
+        let n = text.len();
+        let mut i = 0;
+        while i < n {
+            let Some(off) = text[i..].iter().position(u8::is_ascii_digit) else {
+                break;
+            };
+            let start = i + off;
+            let mut j = start;
+            let mut digits = 0;
+            let mut end = start;
+            while j < n {
+                let b = text[j];
+                if b.is_ascii_digit() {
+                    digits += 1;
+                    j += 1;
+                    end = j;
+                } else if RUN_SEP[b as usize] {
+                    // Up to two separators in a row, e.g. ") " in "(415) 555".
+                    let next_digit = |k: usize| k < n && text[k].is_ascii_digit();
+                    if next_digit(j + 1) {
+                        j += 1;
+                    } else if j + 1 < n && RUN_SEP[text[j + 1] as usize] && next_digit(j + 2) {
+                        j += 2;
+                    } else {
+                        break;
+                    }
+                } else {
+                    break;
+                }
+            }
+            i = end.max(start + 1);
+            if digits < min_any {
+                continue;
+            }
+            for &r in rules {
+                let rule = &inner.rules[r];
+                if rule.min_digits > digits {
+                    break;
+                }
+                // The byte before the run counts too (`::ffff:192.0.2.1`).
+                if !rule.requires.is_empty()
+                    && !text[start.saturating_sub(1)..end]
+                        .iter()
+                        .any(|b| rule.requires.contains(b))
+                {
+                    continue;
+                }
+                if !rule.starts.is_empty() && !rule.starts.contains(&text[start]) {
+                    continue;
+                }
+                if rule.letters_before > 0
+                    && (start < rule.letters_before
+                        || !text[start - rule.letters_before..start]
+                            .iter()
+                            .all(u8::is_ascii_uppercase))
+                {
+                    continue;
+                }
+                self.try_rule(r, start, end);
+            }
+        }
+    }
+
+    /// Rules anchored on context words can also be switched on by the JSON
+    /// key alone (`{"routing": "021000021"}`): then the whole (short) text is
+    /// the window.
+    fn key_driven(&mut self) {
+        if self.key.is_none() {
+            return;
+        }
+        let inner = self.inner;
+        for &r in &inner.context_rules {
+            if self.key_context(r).is_some() {
+                let end = self.text.len().min(KEY_WINDOW);
+                self.search_window(r, 0, end, 0, end);
+            }
+        }
+    }
+
+    /// The context word (and delta) of rule `r` that the JSON key contains.
+    fn key_context(&self, r: usize) -> Option<(Arc<str>, f32)> {
+        let key = self.key.as_deref()?;
+        let ctx = self.inner.rules[r].ctx.as_ref()?;
+        ctx.lower.iter().enumerate().find_map(|(i, w)| {
+            let hit = key.match_indices(w.as_str()).any(|(p, _)| {
+                let kb = key.as_bytes();
+                let before_ok = p == 0 || !is_word(kb[p - 1]);
+                let after_ok = p + w.len() >= kb.len() || !is_word(kb[p + w.len()]);
+                before_ok && after_ok
+            });
+            hit.then(|| ctx.words[i].clone())
+        })
+    }
+
+    /// Evaluate rule `r` around the anchor `a_start..a_end`.
+    fn try_rule(&mut self, r: usize, a_start: usize, a_end: usize) {
+        let rule = &self.inner.rules[r];
+        if a_start < self.last_end[r] {
+            return;
+        }
+        let ws = a_start.saturating_sub(rule.before);
+        let we = (a_end + rule.after).min(self.text.len());
+        match rule.anchor {
+            Anchor::Literal | Anchor::Digits if rule.before == 0 => {
+                self.search_anchored(r, a_start, we)
+            }
+            Anchor::Context => self.search_window(r, ws, we, ws, we),
+            _ => self.search_window(r, ws, we, a_start, a_end),
+        }
+    }
+
+    fn search_anchored(&mut self, r: usize, at: usize, we: usize) {
+        let rule = &self.inner.rules[r];
+        let input = Input::new(self.text).range(at..we).anchored(Anchored::Yes);
+        if let Some((s, e, _, me)) = find(rule, &input) {
+            self.accept(r, s, e, me);
+        }
+    }
+
+    /// Find matches of rule `r` in `ws..we` that overlap the anchor `as_..ae`.
+    fn search_window(&mut self, r: usize, ws: usize, we: usize, as_: usize, ae: usize) {
+        let rule = &self.inner.rules[r];
+        let mut at = ws.max(self.last_end[r]);
+        while at < we {
+            let input = Input::new(self.text).range(at..we);
+            let Some((s, e, ms, me)) = find(rule, &input) else {
+                break;
+            };
+            at = if me > ms { me } else { me + 1 };
+            if me <= as_ {
+                continue;
+            }
+            if ms >= ae.max(as_ + 1) {
+                break;
+            }
+            self.accept(r, s, e, me);
+        }
+    }
+
+    /// Validate, score and record one match `s..e` (reported span) of rule `r`.
+    fn accept(&mut self, r: usize, s: usize, e: usize, match_end: usize) {
+        let inner = self.inner;
+        let rule: &Rule = &inner.rules[r];
+        let text = self.text;
+        if s >= e || s < self.last_end[r] {
+            return;
+        }
+        // Byte-level regexes may stop inside a multi-byte character.
+        if !self.view.is_char_boundary(s) || !self.view.is_char_boundary(e) {
+            return;
+        }
+        let value = &text[s..e];
+        if rule.exclude.contains(&rule.entity, value) || inner.allow.contains(&rule.entity, value) {
+            self.last_end[r] = match_end.max(e);
+            return;
+        }
+        let mut evidence = vec![Evidence::Pattern { score: rule.score }];
+        if let Some((name, f)) = &rule.validator {
+            let result = f(value);
+            if result == Checksum::Invalid {
+                return;
+            }
+            evidence.push(Evidence::Checksum {
+                validator: name.clone(),
+                result,
+            });
+        }
+        let mut score = rule.score;
+        if let Some(ctx) = &rule.ctx {
+            let lo = s.saturating_sub(ctx.before);
+            let hi = (e + ctx.after).min(text.len());
+            let mut best: Option<(Arc<str>, f32)> = None;
+            let mut worst: Option<(Arc<str>, f32)> = None;
+            for m in ctx.ac.find_overlapping_iter(&text[lo..hi]) {
+                let (ms, me) = (lo + m.start(), lo + m.end());
+                // Whole words only, and never inside the match itself.
+                if (ms > 0 && is_word(text[ms - 1]))
+                    || (me < text.len() && is_word(text[me]))
+                    || (ms < e && me > s)
+                {
+                    continue;
+                }
+                let (w, d) = &ctx.words[m.pattern().as_usize()];
+                if *d > 0.0 && best.as_ref().is_none_or(|b| *d > b.1) {
+                    best = Some((w.clone(), *d));
+                } else if *d < 0.0 && worst.as_ref().is_none_or(|b| *d < b.1) {
+                    worst = Some((w.clone(), *d));
+                }
+            }
+            if best.is_none() {
+                best = self.key_context(r);
+            }
+            if rule.required && best.is_none() {
+                return;
+            }
+            for (word, delta) in best.into_iter().chain(worst) {
+                score += delta;
+                evidence.push(Evidence::Context { word, delta });
+            }
+        }
+        let score = score.clamp(0.0, 1.0);
+        self.last_end[r] = match_end.max(e);
+        if score < inner.config.min_score {
+            return;
+        }
+        self.out.push(Raw {
+            rule: r,
+            start: s,
+            end: e,
+            score,
+            evidence,
+        });
+    }
+}
+
+/// One match of `rule` in `input`: (reported start, end, match start, end).
+fn find(rule: &Rule, input: &Input<'_>) -> Option<(usize, usize, usize, usize)> {
+    if rule.group == 0 {
+        let m = rule.re.search(input)?;
+        return Some((m.start(), m.end(), m.start(), m.end()));
+    }
+    let mut caps = rule.re.create_captures();
+    rule.re.search_captures(input, &mut caps);
+    let m = caps.get_match()?;
+    let g = caps.get_group(rule.group)?;
+    Some((g.start, g.end, m.start(), m.end()))
+}

@@ -1,0 +1,473 @@
+//! The compiled [`Scanner`]: packs + config in, findings out.
+//!
+//! Strategy ladder (cheapest first), so that almost every byte of a prompt is
+//! looked at once and never again:
+//! 1. one Aho-Corasick pass for every rule's literal anchors (`@`, `AKIA`,
+//!    `-----BEGIN`, ...) and for the context words of context-anchored rules;
+//! 2. one byte loop for runs of digits (cards, phones, SSNs, IPs), gated per
+//!    rule by a minimum digit count;
+//! 3. only then each candidate rule's small ASCII regex on a bounded window
+//!    around the anchor, its validator, and its context words.
+
+mod engine;
+mod lists;
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use regex_automata::meta;
+use regex_automata::util::syntax;
+
+use crate::config::ScanConfig;
+use crate::error::{Error, ErrorKind};
+use crate::finding::Finding;
+use crate::pack::{self, Pack, RuleSpec};
+use crate::validate::{self, ValidatorFn};
+
+use lists::{AllowList, DenyList};
+
+/// A compiled set of detection rules. Build once, share everywhere: it is
+/// `Send + Sync` and cloning it clones an `Arc`.
+///
+/// # Example
+/// ```
+/// use warden_core::Scanner;
+/// let scanner = Scanner::builtin()?;
+/// let text = "card 4111 1111 1111 1111, mail jane@corp.example.com";
+/// let found = scanner.scan(text);
+/// let kinds: Vec<&str> = found.iter().map(|f| f.entity()).collect();
+/// assert_eq!(kinds, ["CREDIT_CARD", "EMAIL"]);
+/// # Ok::<(), warden_core::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Scanner {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    rules: Vec<Rule>,
+    literals: Option<AhoCorasick>,
+    /// Per Aho-Corasick pattern: the rules anchored on it.
+    lit_targets: Vec<Vec<LitTarget>>,
+    /// Rules anchored on digit runs, by ascending minimum digit count.
+    digit_rules: Vec<usize>,
+    /// Rules anchored on their context words.
+    context_rules: Vec<usize>,
+    allow: AllowList,
+    deny: Option<DenyList>,
+    config: ScanConfig,
+    packs: Vec<Pack>,
+}
+
+#[derive(Debug)]
+struct LitTarget {
+    rule: usize,
+    /// Exact bytes to compare when the literal is case-sensitive.
+    exact: Option<Box<[u8]>>,
+    word: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Anchor {
+    Literal,
+    Digits,
+    Context,
+}
+
+#[derive(Debug)]
+struct Rule {
+    id: Arc<str>,
+    entity: Arc<str>,
+    re: meta::Regex,
+    group: usize,
+    validator: Option<(Arc<str>, ValidatorFn)>,
+    score: f32,
+    anchor: Anchor,
+    min_digits: usize,
+    requires: Box<[u8]>,
+    starts: Box<[u8]>,
+    letters_before: usize,
+    before: usize,
+    after: usize,
+    ctx: Option<ContextMatcher>,
+    required: bool,
+    exclude: AllowList,
+}
+
+/// A rule's context words compiled for whole-word, case-insensitive search.
+#[derive(Debug)]
+struct ContextMatcher {
+    ac: AhoCorasick,
+    /// Per pattern: the word as written, and its score delta.
+    words: Vec<(Arc<str>, f32)>,
+    /// Lower-cased words, for matching JSON key names.
+    lower: Vec<String>,
+    before: usize,
+    after: usize,
+}
+
+/// Builds a [`Scanner`] from packs and a [`ScanConfig`].
+///
+/// # Example
+/// ```
+/// use warden_core::{ScanConfig, Scanner};
+/// let cfg = ScanConfig { disabled_entities: vec!["PERSON".into()], ..ScanConfig::default() };
+/// let scanner = Scanner::builder().builtin_packs().config(cfg).build()?;
+/// assert!(scanner.rule_count() > 20);
+/// # Ok::<(), warden_core::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct ScannerBuilder {
+    builtin: bool,
+    packs: Vec<Pack>,
+    config: ScanConfig,
+}
+
+impl ScannerBuilder {
+    /// Add the default packs compiled into the binary.
+    pub fn builtin_packs(mut self) -> Self {
+        self.builtin = true;
+        self
+    }
+
+    /// Add one parsed pack.
+    pub fn pack(mut self, pack: Pack) -> Self {
+        self.packs.push(pack);
+        self
+    }
+
+    /// Add every `*.toml` pack under `dir` (recursively; `injection/` is skipped).
+    ///
+    /// # Errors
+    /// I/O errors and malformed packs, naming the file and rule.
+    pub fn packs_dir(mut self, dir: &Path) -> Result<Self, Error> {
+        self.packs.extend(pack::load_dir(dir)?);
+        Ok(self)
+    }
+
+    /// Use `config` (min score, disabled rules, allow/deny lists, decoding).
+    pub fn config(mut self, config: ScanConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Compile everything.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Regex`] naming file and rule for a regex that does not
+    /// compile (look-around and backreferences are not supported: matching
+    /// stays linear-time); [`ErrorKind::Pack`] for duplicate rule ids across
+    /// packs; [`ErrorKind::Config`] for bad list entries or unknown ids in
+    /// `disabled_rules`.
+    pub fn build(self) -> Result<Scanner, Error> {
+        let mut packs = if self.builtin {
+            pack::builtin_packs()?
+        } else {
+            Vec::new()
+        };
+        packs.extend(self.packs);
+        Scanner::compile(packs, self.config)
+    }
+}
+
+/// Compile a linear-time regex over bytes with ASCII-only classes.
+pub(crate) fn compile_regex(pattern: &str, case_insensitive: bool) -> Result<meta::Regex, String> {
+    let syn = syntax::Config::new()
+        .unicode(false)
+        .utf8(false)
+        .case_insensitive(case_insensitive);
+    meta::Regex::builder()
+        .syntax(syn)
+        .build(pattern)
+        .map_err(|e| {
+            // The syntax error already explains itself (e.g. "look-around ... is
+            // not supported"); flatten it to one line.
+            let msg = match e.syntax_error() {
+                Some(s) => s.to_string(),
+                None => e.to_string(),
+            };
+            msg.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+}
+
+impl Scanner {
+    /// The scanner over the default packs with the default config. Compiled
+    /// once per process; later calls clone it.
+    ///
+    /// # Errors
+    /// Only if a built-in pack is broken, which the test suite rules out.
+    pub fn builtin() -> Result<Scanner, Error> {
+        static BUILTIN: OnceLock<Result<Scanner, Error>> = OnceLock::new();
+        BUILTIN
+            .get_or_init(|| Scanner::builder().builtin_packs().build())
+            .clone()
+    }
+
+    /// A builder with no packs and the default config.
+    pub fn builder() -> ScannerBuilder {
+        ScannerBuilder::default()
+    }
+
+    /// Number of active rules.
+    pub fn rule_count(&self) -> usize {
+        self.inner.rules.len()
+    }
+
+    /// Ids of the active rules.
+    pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
+        self.inner.rules.iter().map(|r| &*r.id)
+    }
+
+    /// The config the scanner was built with.
+    pub fn config(&self) -> &ScanConfig {
+        &self.inner.config
+    }
+
+    /// The packs the scanner was built from (for [`crate::check_examples`]).
+    pub fn packs(&self) -> &[Pack] {
+        &self.inner.packs
+    }
+
+    /// Find entities in `text`: sorted by start, non-overlapping (where two
+    /// candidates overlap, the higher score wins, then the longer span).
+    /// Spans are byte offsets into `text` on `char` boundaries.
+    pub fn scan(&self, text: &str) -> Vec<Finding> {
+        engine::scan(&self.inner, text, None)
+    }
+
+    /// Like [`Scanner::scan`], with the JSON object key the text was found
+    /// under as extra context (`{"ssn": "..."}` raises SSN scores and
+    /// satisfies rules that require context).
+    pub fn scan_with_key(&self, text: &str, key: Option<&str>) -> Vec<Finding> {
+        engine::scan(&self.inner, text, key)
+    }
+
+    fn compile(packs: Vec<Pack>, config: ScanConfig) -> Result<Scanner, Error> {
+        for id in &config.disabled_rules {
+            if !packs.iter().any(|p| p.rules().iter().any(|r| &r.id == id)) {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!("disabled_rules: no rule with id {id:?}"),
+                ));
+            }
+        }
+        let mut allow = AllowList::default();
+        for e in &config.allow {
+            allow.add(e, "config", None)?;
+        }
+        let deny = DenyList::build(&config.deny)?;
+
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        for p in &packs {
+            for spec in p.rules() {
+                if let Some(other) = seen.insert(spec.id.clone(), p.origin().to_string()) {
+                    return Err(Error::new(
+                        ErrorKind::Pack,
+                        format!("duplicate rule id (also in {other})"),
+                    )
+                    .with_file(p.origin())
+                    .with_line(spec.line)
+                    .with_rule(spec.id.clone()));
+                }
+                if config.disabled_rules.contains(&spec.id)
+                    || config.disabled_entities.contains(&spec.entity)
+                {
+                    continue;
+                }
+                rules.push(compile_rule(p, spec)?);
+            }
+        }
+
+        let mut patterns: Vec<String> = Vec::new();
+        let mut lit_targets: Vec<Vec<LitTarget>> = Vec::new();
+        let mut add_literal = |lit: &str, target: LitTarget| {
+            let key = lit.to_ascii_lowercase();
+            match patterns.iter().position(|p| *p == key) {
+                Some(i) => lit_targets[i].push(target),
+                None => {
+                    patterns.push(key);
+                    lit_targets.push(vec![target]);
+                }
+            }
+        };
+        let mut digit_rules = Vec::new();
+        let mut context_rules = Vec::new();
+        for (i, (r, spec)) in rules.iter().zip(active_specs(&packs, &config)).enumerate() {
+            match r.anchor {
+                Anchor::Literal => {
+                    for lit in &spec.prefilter.literals {
+                        let exact =
+                            (!spec.prefilter.case_insensitive).then(|| lit.as_bytes().into());
+                        add_literal(
+                            lit,
+                            LitTarget {
+                                rule: i,
+                                exact,
+                                word: spec.prefilter.word,
+                            },
+                        );
+                    }
+                }
+                Anchor::Digits => digit_rules.push(i),
+                Anchor::Context => {
+                    context_rules.push(i);
+                    for w in &spec.context.words {
+                        add_literal(
+                            w,
+                            LitTarget {
+                                rule: i,
+                                exact: None,
+                                word: true,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        digit_rules.sort_by_key(|&i| rules[i].min_digits);
+        let literals = if patterns.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .build(&patterns)
+                    .map_err(|e| Error::new(ErrorKind::Pack, format!("literal prefilter: {e}")))?,
+            )
+        };
+        Ok(Scanner {
+            inner: Arc::new(Inner {
+                rules,
+                literals,
+                lit_targets,
+                digit_rules,
+                context_rules,
+                allow,
+                deny,
+                config,
+                packs,
+            }),
+        })
+    }
+}
+
+/// The specs of the rules that survive `disabled_*`, in compile order.
+fn active_specs<'a>(
+    packs: &'a [Pack],
+    config: &'a ScanConfig,
+) -> impl Iterator<Item = &'a RuleSpec> + 'a {
+    packs.iter().flat_map(|p| p.rules()).filter(|s| {
+        !config.disabled_rules.contains(&s.id) && !config.disabled_entities.contains(&s.entity)
+    })
+}
+
+fn compile_rule(p: &Pack, spec: &RuleSpec) -> Result<Rule, Error> {
+    let at = |kind: ErrorKind, reason: String| {
+        Error::new(kind, reason)
+            .with_file(p.origin())
+            .with_line(spec.line)
+            .with_rule(spec.id.clone())
+    };
+    let re =
+        compile_regex(&spec.regex, spec.case_insensitive).map_err(|r| at(ErrorKind::Regex, r))?;
+    if spec.group >= re.group_info().group_len(regex_automata::PatternID::ZERO) {
+        return Err(at(
+            ErrorKind::Pack,
+            format!("group {} does not exist in the regex", spec.group),
+        ));
+    }
+    let validator = match &spec.validator {
+        Some(name) => {
+            let f = validate::by_name(name)
+                .ok_or_else(|| at(ErrorKind::Pack, format!("unknown validator {name:?}")))?;
+            Some((Arc::from(name.as_str()), f))
+        }
+        None => None,
+    };
+    let pf = &spec.prefilter;
+    let anchor = if pf.context {
+        Anchor::Context
+    } else if pf.digits.is_some() {
+        Anchor::Digits
+    } else {
+        Anchor::Literal
+    };
+    let ctx = if spec.context.words.is_empty() && spec.context.negative.is_empty() {
+        None
+    } else {
+        let c = &spec.context;
+        let mut words: Vec<(Arc<str>, f32)> = c
+            .words
+            .iter()
+            .map(|w| (Arc::from(w.as_str()), c.boost))
+            .collect();
+        words.extend(
+            c.negative
+                .iter()
+                .map(|w| (Arc::from(w.as_str()), -c.penalty)),
+        );
+        let pats: Vec<&str> = words.iter().map(|(w, _)| &**w).collect();
+        let ac = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&pats)
+            .map_err(|e| at(ErrorKind::Pack, format!("context words: {e}")))?;
+        Some(ContextMatcher {
+            ac,
+            lower: c.words.iter().map(|w| w.to_ascii_lowercase()).collect(),
+            words,
+            before: c.before,
+            after: c.after,
+        })
+    };
+    if spec.context.required && spec.context.words.is_empty() {
+        return Err(at(
+            ErrorKind::Pack,
+            "context.required needs context.words".into(),
+        ));
+    }
+    let mut exclude = AllowList::default();
+    for e in p
+        .exclusions()
+        .iter()
+        .filter(|e| e.entity.as_ref().is_none_or(|x| *x == spec.entity))
+    {
+        exclude.add(e, p.origin(), Some(&spec.id))?;
+    }
+    for e in &spec.exclude {
+        exclude.add(e, p.origin(), Some(&spec.id))?;
+    }
+    Ok(Rule {
+        id: Arc::from(spec.id.as_str()),
+        entity: Arc::from(spec.entity.as_str()),
+        re,
+        group: spec.group,
+        validator,
+        score: spec.score,
+        anchor,
+        min_digits: pf.digits.as_ref().map_or(0, |d| d.min),
+        requires: pf
+            .digits
+            .as_ref()
+            .map_or_else(|| Box::from(&b""[..]), |d| d.requires.as_bytes().into()),
+        starts: pf
+            .digits
+            .as_ref()
+            .map_or_else(|| Box::from(&b""[..]), |d| d.starts.as_bytes().into()),
+        letters_before: pf.digits.as_ref().map_or(0, |d| d.letters_before),
+        before: pf.before,
+        after: pf.after,
+        ctx,
+        required: spec.context.required,
+        exclude,
+    })
+}
