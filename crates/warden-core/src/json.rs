@@ -29,10 +29,13 @@
 //! assert_eq!(v, original);
 //! ```
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 
 use crate::finding::Finding;
 use crate::redact::repeats::Repeats;
+use crate::redact::vault::placeholders;
 use crate::redact::{Detect, Redactor, Vault};
 
 /// A finding inside a JSON value.
@@ -246,15 +249,23 @@ pub fn scan_json<D: Detect + ?Sized>(detector: &D, value: &Value) -> Vec<JsonFin
 pub fn redact_json(redactor: &Redactor, value: &mut Value, vault: &mut Vault) -> Vec<JsonFinding> {
     // Pass 1: detect in every leaf, then search the whole document for the
     // values found anywhere in it.
-    let (mut per_leaf, repeats) = {
+    // Token-like strings anywhere in the document are never handed out as
+    // new tokens: restoring would otherwise rewrite them.
+    let (mut per_leaf, repeats, literal_tokens) = {
         let mut leaves: Vec<(&str, Vec<Finding>)> = Vec::new();
         walk(value, |_, key, s| {
             leaves.push((s, redactor.detector().detect(s, key)))
         });
         let repeats = Repeats::new(leaves.iter().map(|(t, f)| (*t, f.as_slice())));
+        let literal_tokens: Vec<String> = leaves
+            .iter()
+            .flat_map(|(t, _)| placeholders(t))
+            .map(str::to_owned)
+            .collect();
         let per_leaf: Vec<Vec<Finding>> = leaves.into_iter().map(|(_, f)| f).collect();
-        (per_leaf, repeats)
+        (per_leaf, repeats, literal_tokens)
     };
+    let avoid: HashSet<&str> = literal_tokens.iter().map(String::as_str).collect();
     // Pass 2: same walk order, now rewriting.
     let mut out = Vec::new();
     let mut leaf = 0;
@@ -270,7 +281,7 @@ pub fn redact_json(redactor: &Redactor, value: &mut Value, vault: &mut Vault) ->
         if findings.is_empty() {
             return;
         }
-        *s = redactor.redact_findings(s, &findings, vault);
+        *s = redactor.redact_findings_avoiding(s, &findings, vault, &avoid);
         let at = pointer(path);
         out.extend(findings.into_iter().map(|finding| JsonFinding {
             pointer: at.clone(),

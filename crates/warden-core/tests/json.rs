@@ -245,3 +245,15 @@ fn a_value_found_under_one_key_is_redacted_everywhere() {
     restore_json_value(&vault, &mut v);
     assert_eq!(v, original);
 }
+
+#[test]
+fn literal_tokens_elsewhere_in_the_document_are_not_reused() {
+    let redactor = Redactor::new(Marked::default(), RedactConfig::default(), None);
+    let mut v = json!({"a": "template <EMAIL_1>", "b": "§me"});
+    let original = v.clone();
+    let mut vault = Vault::new();
+    redact_json(&redactor, &mut v, &mut vault);
+    assert_eq!(v["b"], "<EMAIL_2>");
+    restore_json_value(&vault, &mut v);
+    assert_eq!(v, original);
+}

@@ -210,6 +210,17 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<warden_core::json::JsonFinding>();
 }
 
+#[test]
+fn strategy_names_parse() {
+    for s in [Strat::Placeholder, Strat::Mask, Strat::Hash, Strat::Remove] {
+        assert_eq!(s.as_str().parse::<Strat>().unwrap(), s);
+        assert_eq!(s.to_string(), s.as_str());
+    }
+    let err = "encrypt".parse::<Strat>().unwrap_err();
+    assert_eq!(err.kind(), &warden_core::ErrorKind::Config);
+    assert!(err.to_string().contains("encrypt"));
+}
+
 /// Text with token-like noise, multi-byte characters and plain words, and
 /// arbitrary spans on char boundaries (possibly overlapping).
 fn text_and_spans() -> impl Strategy<Value = (String, Vec<(usize, usize, usize)>)> {

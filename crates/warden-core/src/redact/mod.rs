@@ -21,14 +21,14 @@
 pub(crate) mod repeats;
 mod strategy;
 mod stream;
-mod vault;
+pub(crate) mod vault;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-pub use strategy::{ParseStrategyError, MAX_TOKEN_LEN};
+pub use strategy::MAX_TOKEN_LEN;
 pub use stream::StreamRestorer;
-pub use vault::{is_placeholder, is_placeholder_prefix, Vault, VaultError};
+pub use vault::{is_placeholder, is_placeholder_prefix, Vault};
 
 use crate::config::{RedactConfig, Strategy};
 use crate::finding::Finding;
@@ -171,7 +171,26 @@ impl Redactor {
     /// Replaces the given findings in `text` according to the configured
     /// strategies (no scanning).
     pub fn redact_findings(&self, text: &str, findings: &[Finding], vault: &mut Vault) -> String {
-        replace(text, findings, &self.cfg, &self.hash_key, vault)
+        replace(
+            text,
+            findings,
+            &self.cfg,
+            &self.hash_key,
+            vault,
+            &HashSet::new(),
+        )
+    }
+
+    /// [`Redactor::redact_findings`] that also never hands out a new token
+    /// in `avoid` (token-like strings elsewhere in the same document).
+    pub(crate) fn redact_findings_avoiding(
+        &self,
+        text: &str,
+        findings: &[Finding],
+        vault: &mut Vault,
+        avoid: &HashSet<&str>,
+    ) -> String {
+        replace(text, findings, &self.cfg, &self.hash_key, vault, avoid)
     }
 }
 
@@ -203,8 +222,15 @@ pub fn redact_findings(
     vault: &mut Vault,
 ) -> String {
     match hash_key {
-        Some(k) => replace(text, findings, cfg, k, vault),
-        None => replace(text, findings, cfg, &strategy::ephemeral_key(), vault),
+        Some(k) => replace(text, findings, cfg, k, vault, &HashSet::new()),
+        None => replace(
+            text,
+            findings,
+            cfg,
+            &strategy::ephemeral_key(),
+            vault,
+            &HashSet::new(),
+        ),
     }
 }
 
@@ -214,14 +240,15 @@ fn replace(
     cfg: &RedactConfig,
     hash_key: &[u8],
     vault: &mut Vault,
+    extra_avoid: &HashSet<&str>,
 ) -> String {
     let spans = safe_spans(text, findings);
-    let avoid: HashSet<&str> =
-        if spans.is_empty() || memchr::memchr(b'<', text.as_bytes()).is_none() {
-            HashSet::new()
-        } else {
-            vault::placeholders(text).collect()
-        };
+    // Token-like strings already in the text must not be handed out as new
+    // tokens, or restoring would replace the user's literal text.
+    let mut avoid: HashSet<&str> = extra_avoid.clone();
+    if !spans.is_empty() && memchr::memchr(b'<', text.as_bytes()).is_some() {
+        avoid.extend(vault::placeholders(text));
+    }
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
     for (start, end, i) in spans {

@@ -8,6 +8,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::{RedactConfig, Strategy};
+use crate::error::{Error, ErrorKind};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -46,13 +47,6 @@ impl fmt::Display for Strategy {
     }
 }
 
-/// The error returned when parsing an unknown strategy name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown redaction strategy {name:?} (expected placeholder, mask, hash or remove)")]
-pub struct ParseStrategyError {
-    name: String,
-}
-
 /// Parses `placeholder`, `mask`, `hash` or `remove` (for `--strategy`).
 ///
 /// # Example
@@ -62,7 +56,7 @@ pub struct ParseStrategyError {
 /// assert!("encrypt".parse::<Strategy>().is_err());
 /// ```
 impl std::str::FromStr for Strategy {
-    type Err = ParseStrategyError;
+    type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
@@ -72,9 +66,13 @@ impl std::str::FromStr for Strategy {
             "remove" => Ok(Strategy::Remove),
             // The name comes from a command line or config file, never from
             // scanned text, so echoing it back is safe.
-            other => Err(ParseStrategyError {
-                name: other.chars().take(64).collect(),
-            }),
+            other => Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "unknown redaction strategy {:?} (expected placeholder, mask, hash or remove)",
+                    other.chars().take(64).collect::<String>()
+                ),
+            )),
         }
     }
 }

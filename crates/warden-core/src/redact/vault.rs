@@ -6,39 +6,14 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::error::{Error, ErrorKind};
+
 use super::strategy::{hmac_parts, push_hex, token_type, MAX_TOKEN_LEN, MAX_TYPE_LEN};
 
-/// Errors from building or combining vaults.
-///
-/// Messages name tokens (which are not sensitive), never original values.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum VaultError {
-    /// Two vaults map the same token to different originals, so text
-    /// redacted with one of them could not be restored correctly.
-    #[error("vault conflict: token {token} stands for different values in the two vaults")]
-    Conflict {
-        /// The token both vaults define.
-        token: String,
-    },
-    /// A serialised vault holds a token that does not follow the grammar
-    /// `<TYPE_ID>` (see [`is_placeholder`]).
-    #[error("vault entry {index}: not a placeholder token")]
-    BadToken {
-        /// Index of the entry in the file.
-        index: usize,
-    },
-    /// A serialised vault lists one token twice with different originals.
-    #[error("vault entry {index}: token {token} is defined twice")]
-    Duplicate {
-        /// Index of the second definition.
-        index: usize,
-        /// The token.
-        token: String,
-    },
-    /// A serialised vault has a format version this build does not read.
-    #[error("vault format version {0} is not supported (expected 1)")]
-    Version(u32),
+fn vault_error(reason: String) -> Error {
+    // Reasons name tokens and entry indexes, which are not sensitive; never
+    // an original value.
+    Error::new(ErrorKind::Vault, reason)
 }
 
 #[derive(Clone)]
@@ -331,8 +306,9 @@ impl Vault {
     /// Adds every token of `other` to this vault.
     ///
     /// # Errors
-    /// [`VaultError::Conflict`] when both vaults use one token for different
-    /// values; the vault is then left unchanged.
+    /// An error of kind [`ErrorKind::Vault`] naming the token when both
+    /// vaults use one token for different values; the vault is then left
+    /// unchanged.
     ///
     /// # Example
     /// ```
@@ -348,13 +324,13 @@ impl Vault {
     /// c.placeholder("EMAIL", "c@example.org"); // also <EMAIL_1>
     /// assert!(a.merge(c).is_err());
     /// ```
-    pub fn merge(&mut self, other: Vault) -> Result<(), VaultError> {
+    pub fn merge(&mut self, other: Vault) -> Result<(), Error> {
         for (token, e) in &other.by_token {
             if let Some(mine) = self.by_token.get(token) {
                 if mine.original != e.original || mine.entity != e.entity {
-                    return Err(VaultError::Conflict {
-                        token: token.clone(),
-                    });
+                    return Err(vault_error(format!(
+                        "token {token} stands for different values in the two vaults"
+                    )));
                 }
             }
         }
@@ -609,21 +585,26 @@ impl<'de> Deserialize<'de> for Vault {
 }
 
 impl Vault {
-    fn from_entries(file: VaultFile<EntryOwned>) -> Result<Vault, VaultError> {
+    fn from_entries(file: VaultFile<EntryOwned>) -> Result<Vault, Error> {
         if file.version != 1 {
-            return Err(VaultError::Version(file.version));
+            return Err(vault_error(format!(
+                "format version {} is not supported (expected 1)",
+                file.version
+            )));
         }
         let mut v = Vault::new();
         for (index, e) in file.entries.into_iter().enumerate() {
             if !is_placeholder(&e.token) {
-                return Err(VaultError::BadToken { index });
+                return Err(vault_error(format!(
+                    "entry {index}: not a placeholder token"
+                )));
             }
             if let Some(prev) = v.by_token.get(&e.token) {
                 if prev.original != e.original || prev.entity != e.entity {
-                    return Err(VaultError::Duplicate {
-                        index,
-                        token: e.token,
-                    });
+                    return Err(vault_error(format!(
+                        "entry {index}: token {} is defined twice",
+                        e.token
+                    )));
                 }
                 continue;
             }
