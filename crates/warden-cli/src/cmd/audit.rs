@@ -1,12 +1,52 @@
-//! Not built yet (owned by another engineer; replaced wholesale).
+//! `warden audit verify FILE`: check a hash-chained audit log. Exit 0 intact, 1 broken
+//! (the first broken record is named as FILE:LINE: reason), 2 unreadable.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Arguments.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Verify every record's hash and the chain; name the first broken record.
+    Verify {
+        /// The audit log (JSON Lines).
+        file: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 /// Run the subcommand.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let Command::Verify { file, json } = args.command;
+    let report = warden_audit::verify(&file)?;
+    let name = file.display();
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    match &report.broken {
+        None => {
+            if !json {
+                println!(
+                    "{name}: ok, {} records, head {}",
+                    report.records, report.head
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(b) => {
+            eprintln!(
+                "{name}:{}: {} ({} records verified before it)",
+                b.line, b.reason, report.records
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
 }
