@@ -245,10 +245,13 @@ fn replace(
     let spans = safe_spans(text, findings);
     // Token-like strings already in the text must not be handed out as new
     // tokens, or restoring would replace the user's literal text.
-    let mut avoid: HashSet<&str> = extra_avoid.clone();
-    if !spans.is_empty() && memchr::memchr(b'<', text.as_bytes()).is_some() {
-        avoid.extend(vault::placeholders(text));
-    }
+    let own: HashSet<&str> = if !spans.is_empty() && memchr::memchr(b'<', text.as_bytes()).is_some()
+    {
+        vault::placeholders(text).collect()
+    } else {
+        HashSet::new()
+    };
+    let avoid = |t: &str| own.contains(t) || extra_avoid.contains(t);
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
     for (start, end, i) in spans {
@@ -257,7 +260,7 @@ fn replace(
         let value = &text[start..end];
         match cfg.strategy_for(entity) {
             Strategy::Placeholder => {
-                out.push_str(&vault.placeholder_avoiding(entity, value, &avoid))
+                out.push_str(&vault.placeholder_avoiding(entity, value, avoid))
             }
             Strategy::Mask => out.push_str(&strategy::mask(value, cfg.mask_keep_last)),
             Strategy::Hash => out.push_str(&strategy::hash_token(hash_key, entity, value)),

@@ -1,7 +1,7 @@
 //! The vault: which placeholder token stands for which original value, and
 //! putting originals back into text.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -109,6 +109,26 @@ impl Vault {
         }
     }
 
+    /// Switches to keyed tokens for values not yet in the vault; existing
+    /// tokens keep their meaning. A vault read back from JSON has no key
+    /// (the key is never written), so a store that persists vaults between
+    /// requests sets it again after loading to keep new tokens stable.
+    ///
+    /// # Example
+    /// ```
+    /// use warden_core::Vault;
+    /// let mut v = Vault::new();
+    /// v.placeholder("EMAIL", "a@example.org");
+    /// let mut back: Vault = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
+    /// back.set_key(b"team key");
+    /// let t = back.placeholder("EMAIL", "b@example.org");
+    /// assert_eq!(t, Vault::with_key(b"team key").placeholder("EMAIL", "b@example.org"));
+    /// assert_eq!(back.get("<EMAIL_1>"), Some("a@example.org"));
+    /// ```
+    pub fn set_key(&mut self, key: &[u8]) {
+        self.key = Some(key.to_vec());
+    }
+
     /// True when tokens are derived from a key.
     pub fn is_keyed(&self) -> bool {
         self.key.is_some()
@@ -155,7 +175,7 @@ impl Vault {
     /// assert_eq!(vault.placeholder("PHONE", "+44 20 7946 0958"), "<PHONE_1>");
     /// ```
     pub fn placeholder(&mut self, entity: &str, original: &str) -> String {
-        self.placeholder_avoiding(entity, original, &HashSet::new())
+        self.placeholder_avoiding(entity, original, |_| false)
     }
 
     /// [`Vault::placeholder`], never handing out a *new* token in `avoid`:
@@ -166,7 +186,7 @@ impl Vault {
         &mut self,
         entity: &str,
         original: &str,
-        avoid: &HashSet<&str>,
+        avoid: impl Fn(&str) -> bool,
     ) -> String {
         let vk = value_key(entity, original);
         if let Some(t) = self.by_value.get(&vk) {
@@ -191,7 +211,7 @@ impl Vault {
                     t.push('_');
                     push_hex(&mut t, &digest[..4]);
                     t.push('>');
-                    if !self.by_token.contains_key(&t) && !avoid.contains(t.as_str()) {
+                    if !self.by_token.contains_key(&t) && !avoid(&t) {
                         break t;
                     }
                     salt += 1;
@@ -202,7 +222,7 @@ impl Vault {
                 let t = format!("<{ty}_{n}>");
                 *n += 1;
                 // Only a merged or loaded vault can already hold it.
-                if !self.by_token.contains_key(&t) && !avoid.contains(t.as_str()) {
+                if !self.by_token.contains_key(&t) && !avoid(&t) {
                     break t;
                 }
             },
