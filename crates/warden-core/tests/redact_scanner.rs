@@ -96,8 +96,42 @@ fn cards_mask_with_separators() {
     assert_eq!(out.text, "card **** **** **** 4242 ok");
 }
 
+#[test]
+fn one_redactor_serves_many_threads() {
+    let r = Redactor::new(scanner().clone(), RedactConfig::default(), None);
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let r = r.clone();
+            std::thread::spawn(move || {
+                let text = format!("user{i}@acme.io paid with 4111-1111-1111-1111");
+                let mut vault = Vault::with_key(b"k");
+                let out = r.redact(&text, &mut vault);
+                assert_eq!(vault.restore(&out.text), text);
+                out.text
+            })
+        })
+        .collect();
+    let outs: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    // Same card, same key: same token in every thread.
+    let card = |s: &str| s.rsplit(' ').next().unwrap().to_owned();
+    assert!(outs.iter().all(|o| card(o) == card(&outs[0])), "{outs:?}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Arbitrary Unicode (not only the realistic mix): spans fall on char
+    /// boundaries and redaction round-trips.
+    #[test]
+    fn arbitrary_unicode_round_trips(s in "\\PC{0,64}|[\\u{0}-\\u{10ffff}]{0,32}") {
+        let r = Redactor::new(scanner().clone(), RedactConfig::default(), None);
+        let mut vault = Vault::new();
+        let out = r.redact(&s, &mut vault);
+        for f in &out.findings {
+            prop_assert!(s.is_char_boundary(f.start) && s.is_char_boundary(f.end) && f.start < f.end);
+        }
+        prop_assert_eq!(vault.restore(&out.text), s);
+    }
 
     #[test]
     fn restore_inverts_redaction(s in text(), keyed in any::<bool>()) {
