@@ -1,0 +1,145 @@
+"""Redaction, vaults and restoring: the round trip must be exact."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+import warden
+
+EMAIL = "jane.doe@acme.io"
+PHONE = "+44 20 7946 0958"
+SSN = "536-90-4399"
+CARD = "4242 4242 4242 4242"
+
+TEXTS = [
+    f"Reach me at {EMAIL} or {PHONE}; SSN {SSN}.",
+    f"📧 {EMAIL} 👍🏽 and again {EMAIL}, card {CARD}",
+    f"Rene\u0301e <{EMAIL}> said <EMAIL_1> is not a token of ours",
+    "nothing to hide here",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_placeholder_round_trip(scanner: warden.Scanner, text: str) -> None:
+    r = scanner.redact(text)
+    for e in r.entities:
+        assert e.text not in r.text
+    assert r.vault.restore(r.text) == text
+    assert len(r.vault) == len({(e.type, e.text) for e in r.entities})
+
+
+def test_same_value_same_token_within_a_call(scanner: warden.Scanner) -> None:
+    r = scanner.redact(f"{EMAIL} wrote to {EMAIL} and {PHONE}")
+    assert r.text == "<EMAIL_1> wrote to <EMAIL_1> and <PHONE_1>"
+    assert r.vault.get("<EMAIL_1>") == EMAIL
+    assert "<EMAIL_1>" in r.vault
+    assert "<EMAIL_2>" not in r.vault
+    assert r.vault.tokens() == [("<EMAIL_1>", "EMAIL"), ("<PHONE_1>", "PHONE")]
+
+
+def test_entities_refer_to_the_original_text(scanner: warden.Scanner) -> None:
+    text = f"👍 {EMAIL}"
+    r = scanner.redact(text)
+    (e,) = r.entities
+    assert text[e.start : e.end] == EMAIL
+
+
+@pytest.mark.parametrize(
+    ("strategy", "check"),
+    [
+        ("placeholder", lambda out: out == "card <CREDIT_CARD_1>."),
+        ("mask", lambda out: out.endswith("4242.") and CARD not in out and "*" in out),
+        ("hash", lambda out: re.fullmatch(r"card <CREDIT_CARD#[0-9a-f]{8,}>\.", out)),
+        ("remove", lambda out: out == "card ."),
+    ],
+)
+def test_strategies(scanner: warden.Scanner, strategy: str, check: object) -> None:
+    out = scanner.redact(f"card {CARD}.", strategy=strategy).text  # type: ignore[arg-type]
+    assert check(out), out  # type: ignore[operator]
+
+
+def test_hash_with_key_is_stable_across_calls(scanner: warden.Scanner) -> None:
+    a = scanner.redact(f"ssn {SSN}", strategy="hash", key="team-secret").text
+    b = scanner.redact(f"again {SSN}", strategy="hash", key=b"team-secret").text
+    c = scanner.redact(f"ssn {SSN}", strategy="hash", key="other-secret").text
+    assert a.split()[-1] == b.split()[-1]
+    assert a != c
+
+
+def test_keyed_vaults_agree_across_calls(scanner: warden.Scanner) -> None:
+    one = scanner.redact(f"turn 1: {EMAIL}", key="k")
+    two = scanner.redact(f"turn 2: {PHONE} {EMAIL}", key="k")
+    assert one.vault.keyed
+    token = one.text.split()[-1]
+    assert token in two.text
+    assert len(token) == len("<EMAIL_12345678>")
+
+
+def test_shared_vault_across_turns(scanner: warden.Scanner) -> None:
+    vault = warden.Vault()
+    first = scanner.redact(f"I am {EMAIL}", vault=vault)
+    second = scanner.redact(f"Still {EMAIL}, phone {PHONE}", vault=vault)
+    assert first.vault is vault and second.vault is vault
+    assert second.text == "Still <EMAIL_1>, phone <PHONE_1>"
+    assert vault.restore(first.text + " / " + second.text) == (
+        f"I am {EMAIL} / Still {EMAIL}, phone {PHONE}"
+    )
+
+
+def test_unknown_tokens_are_left_alone_and_listed(scanner: warden.Scanner) -> None:
+    r = scanner.redact(f"mail {EMAIL}")
+    reply = "Sent to <EMAIL_1>, cc <EMAIL_7>."
+    assert r.vault.restore(reply) == f"Sent to {EMAIL}, cc <EMAIL_7>."
+    assert r.vault.unknown_tokens(reply) == ["<EMAIL_7>"]
+
+
+def test_restore_json_keeps_json_valid() -> None:
+    scanner = warden.Scanner(config={"deny": [{"value": 'O"Neil \\ the', "entity": "PERSON"}]})
+    r = scanner.redact('Customer O"Neil \\ the second')
+    assert r.text == "Customer <PERSON_1> second"
+    doc = json.dumps({"name": "<PERSON_1>"})
+    assert json.loads(r.vault.restore_json(doc)) == {"name": 'O"Neil \\ the'}
+
+
+def test_vault_json_round_trip(scanner: warden.Scanner) -> None:
+    r = scanner.redact(f"{EMAIL} {PHONE}")
+    copy = warden.Vault.from_json(r.vault.to_json())
+    assert copy.restore(r.text) == f"{EMAIL} {PHONE}"
+    assert len(copy) == 2
+
+
+def test_vault_merge_and_conflict() -> None:
+    s = warden.Scanner()
+    a = s.redact(f"{EMAIL}").vault
+    b = s.redact(f"{PHONE}").vault
+    a.merge(b)
+    assert len(a) == 2
+    c = s.redact("other@example.org").vault  # also <EMAIL_1>, another value
+    with pytest.raises(warden.VaultError) as info:
+        a.merge(c)
+    assert "other@example.org" not in str(info.value)
+    assert EMAIL not in str(info.value)
+    assert len(a) == 2
+
+
+def test_vault_repr_shows_no_values(scanner: warden.Scanner) -> None:
+    r = scanner.redact(f"{EMAIL}")
+    assert EMAIL not in repr(r.vault)
+    assert EMAIL not in repr(r)
+    assert repr(r.vault) == "Vault(tokens=1, keyed=False)"
+
+
+@pytest.mark.parametrize("strategy", ["encrypt", "", "PLACEHOLDER"])
+def test_unknown_strategy_is_a_value_error(scanner: warden.Scanner, strategy: str) -> None:
+    with pytest.raises(ValueError):
+        scanner.redact("x", strategy=strategy)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("key", [1, 2.5, ["k"]])
+def test_key_must_be_str_or_bytes(scanner: warden.Scanner, key: object) -> None:
+    with pytest.raises(TypeError):
+        scanner.redact("x", key=key)  # type: ignore[arg-type]
