@@ -271,28 +271,28 @@ impl Default for InjectionConfig {
             "user".into(),
             Threshold {
                 flag: 0.5,
-                block: 0.85,
+                block: 0.8,
             },
         );
         thresholds.insert(
             "system".into(),
             Threshold {
-                flag: 0.6,
-                block: 0.95,
+                flag: 0.8,
+                block: 0.97,
             },
         );
         thresholds.insert(
             "tool".into(),
             Threshold {
                 flag: 0.35,
-                block: 0.6,
+                block: 0.65,
             },
         );
         thresholds.insert(
             "document".into(),
             Threshold {
                 flag: 0.35,
-                block: 0.6,
+                block: 0.65,
             },
         );
         InjectionConfig {
@@ -303,11 +303,31 @@ impl Default for InjectionConfig {
 }
 
 /// Tool-call policy.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Policy file; the built-in demo policy and ledger when absent.
     pub file: Option<PathBuf>,
+    /// State store for holds, idempotency and approvals (`sqlite:PATH` or
+    /// `postgres://…`), overriding the policy file's.
+    pub state_url: Option<String>,
+    /// Roles allowed to decide approval requests via `/v1/guard/approvals/{id}`.
+    #[serde(default = "default_approvers")]
+    pub approver_roles: Vec<String>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            file: None,
+            state_url: None,
+            approver_roles: default_approvers(),
+        }
+    }
+}
+
+fn default_approvers() -> Vec<String> {
+    vec!["approver".into()]
 }
 
 /// Audit log.

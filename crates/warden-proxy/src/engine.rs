@@ -3,37 +3,24 @@
 //! this module's small vocabulary, so the wire code does not depend on engine
 //! internals.
 //!
-//! INTERIM: until warden-core / warden-injection / warden-policy land, the
-//! internals below are a deliberately small stand-in with the same shapes.
-//! They are replaced wholesale by the real engines.
+//! Engines: `warden_core::Scanner` + `Redactor` + keyed `Vault` +
+//! `StreamRestorer`, `warden_injection::Detector` (with output checks) and
+//! `warden_policy::Policy` (sharing the proxy's audit log).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use hmac::{Hmac, Mac};
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::Sha256;
+use warden_core::{Finding, RedactConfig, Redactor, ScanConfig, Scanner, Strategy};
+use warden_injection::{Detector, DetectorConfig, Thresholds};
+use warden_policy::{Decision, Policy, PolicyOptions, ToolCall};
 
 use crate::auth::Principal;
 use crate::config::Config;
 use crate::error::ConfigError;
 
 /// One detected entity: type, rule and byte span in the scanned text. Never the value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Detection {
-    /// Entity type.
-    pub entity: Arc<str>,
-    /// Rule id.
-    pub rule: Arc<str>,
-    /// Start byte.
-    pub start: usize,
-    /// End byte.
-    pub end: usize,
-    /// Score in `[0, 1]`.
-    pub score: f32,
-}
+pub type Detection = Finding;
 
 /// Where a piece of text came from, for injection thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -96,6 +83,9 @@ pub struct CallVerdict {
     /// Approval request id for `needs_approval`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_id: Option<String>,
+    /// Hold placed for an allowed money call (confirm or void it via the guard API).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_id: Option<String>,
 }
 
 impl CallVerdict {
@@ -111,372 +101,298 @@ impl CallVerdict {
             rules: vec![rule.into()],
             messages: vec![message.into()],
             approval_id: None,
+            hold_id: None,
         }
     }
 }
 
 /// The engines, built once at start and shared by every request.
 pub struct Engines {
-    pii: Vec<(Arc<str>, Arc<str>, Regex)>,
-    injection: Regex,
-    inj_cfg: crate::config::InjectionConfig,
+    scanner: Scanner,
+    redactor: Redactor,
+    detector: Option<Detector>,
+    policy: Policy,
+}
+
+fn inj_source(s: Source) -> warden_injection::Source {
+    match s {
+        Source::User => warden_injection::Source::User,
+        Source::System => warden_injection::Source::System,
+        Source::Tool => warden_injection::Source::Tool,
+        Source::Document => warden_injection::Source::Document,
+    }
 }
 
 impl Engines {
-    /// Build the scanner, detector and policy from config.
+    /// Build the scanner, detector and policy from config. `audit` is shared
+    /// with the policy so its verdict records join the proxy's chain.
     ///
     /// # Errors
     /// Bad packs, rules or policy files.
-    pub async fn load(cfg: &Config) -> Result<Engines, ConfigError> {
-        let re = |s: &str| {
-            Regex::new(s).map_err(|e| ConfigError::Engine {
-                what: "packs",
-                message: e.to_string(),
-            })
+    pub fn load(
+        cfg: &Config,
+        audit: Option<Arc<warden_audit::AuditLog>>,
+    ) -> Result<Engines, ConfigError> {
+        let e = |what: &'static str| {
+            move |err: &dyn std::fmt::Display| ConfigError::Engine {
+                what,
+                message: err.to_string(),
+            }
         };
-        let pii = vec![
-            (
-                "EMAIL",
-                "pii.email",
-                re(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")?,
-            ),
-            (
-                "CREDIT_CARD",
-                "pii.credit_card",
-                re(r"\b(?:\d[ -]?){12,18}\d\b")?,
-            ),
-            ("US_SSN", "pii.us_ssn", re(r"\b\d{3}-\d{2}-\d{4}\b")?),
-            (
-                "PRIVATE_KEY",
-                "secret.private_key",
-                re(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")?,
-            ),
-            (
-                "API_KEY",
-                "secret.openai_key",
-                re(r"\bsk-[A-Za-z0-9]{20,}\b")?,
-            ),
-        ];
-        let pii = pii
-            .into_iter()
-            .map(|(e, r, x)| (Arc::from(e), Arc::from(r), x))
-            .collect();
+        let mut b = Scanner::builder().builtin_packs();
+        if let Some(dir) = &cfg.packs {
+            b = b.packs_dir(dir).map_err(|x| e("packs")(&x))?;
+        }
+        let scan_cfg = ScanConfig {
+            min_score: cfg.entities.min_score,
+            ..ScanConfig::default()
+        };
+        let scanner = b.config(scan_cfg).build().map_err(|x| e("packs")(&x))?;
+        // Placeholders only: they are what the response side can restore.
+        let redactor = Redactor::new(
+            scanner.clone(),
+            RedactConfig::uniform(Strategy::Placeholder),
+            None,
+        );
+        let detector = if cfg.injection.enabled {
+            let mut dc = DetectorConfig::default();
+            for (name, t) in &cfg.injection.thresholds {
+                let th = Thresholds {
+                    flag: t.flag,
+                    block: t.block,
+                };
+                match name.as_str() {
+                    "user" => dc.user = th,
+                    "system" => dc.system = th,
+                    "tool" => dc.tool = th,
+                    "document" => dc.document = th,
+                    other => {
+                        return Err(ConfigError::Invalid(format!(
+                            "injection.thresholds.{other}: expected user, system, tool or document"
+                        )))
+                    }
+                }
+            }
+            let d = match &cfg.packs {
+                Some(dir) if dir.join("injection").is_dir() => {
+                    Detector::from_dir(&dir.join("injection"))
+                }
+                _ => Detector::builtin(),
+            }
+            .map_err(|x| e("injection rules")(&x))?;
+            Some(d.with_config(dc))
+        } else {
+            None
+        };
+        let opts = PolicyOptions {
+            state_url: cfg.policy.state_url.clone(),
+            audit,
+            ..PolicyOptions::default()
+        };
+        let policy = match &cfg.policy.file {
+            Some(f) => Policy::load_with(f, opts),
+            None => Policy::demo(opts),
+        }
+        .map_err(|x| e("policy")(&x))?;
         Ok(Engines {
-            pii,
-            injection: re(r"(?i)ignore (?:all )?(?:previous|prior|above) instructions")?,
-            inj_cfg: cfg.injection.clone(),
+            scanner,
+            redactor,
+            detector,
+            policy,
         })
     }
 
     /// Scan one text; `key` is the JSON key it sits under, if any (context).
-    pub fn scan(&self, text: &str, _key: Option<&str>) -> Vec<Detection> {
-        let mut out = Vec::new();
-        for (entity, rule, re) in &self.pii {
-            for m in re.find_iter(text) {
-                if &**entity == "CREDIT_CARD" && !luhn(m.as_str()) {
-                    continue;
-                }
-                out.push(Detection {
-                    entity: entity.clone(),
-                    rule: rule.clone(),
-                    start: m.start(),
-                    end: m.end(),
-                    score: 0.9,
-                });
-            }
-        }
-        out.sort_by_key(|d| d.start);
-        let mut last = 0;
-        out.retain(|d| {
-            let keep = d.start >= last;
-            if keep {
-                last = d.end;
-            }
-            keep
-        });
-        out
+    pub fn scan(&self, text: &str, key: Option<&str>) -> Vec<Detection> {
+        self.scanner.scan_with_key(text, key)
     }
 
     /// Replace `detections` in `text` by placeholders recorded in `vault`.
     pub fn redact(&self, text: &str, detections: &[Detection], vault: &mut Vault) -> String {
-        let mut out = String::with_capacity(text.len());
-        let mut at = 0;
-        for d in detections {
-            let (Some(before), Some(value)) = (text.get(at..d.start), text.get(d.start..d.end))
-            else {
-                continue;
-            };
-            out.push_str(before);
-            out.push_str(&vault.insert(&d.entity, value));
-            at = d.end;
-        }
-        out.push_str(text.get(at..).unwrap_or(""));
-        out
+        self.redactor
+            .redact_findings(text, detections, &mut vault.0)
     }
 
     /// Score one text for prompt injection.
     pub fn injection(&self, text: &str, source: Source) -> Injection {
-        let hit = self.injection.is_match(text);
-        let score = if hit { 0.95 } else { 0.0 };
-        let th = self
-            .inj_cfg
-            .thresholds
-            .get(source.as_str())
-            .copied()
-            .unwrap_or(crate::config::Threshold {
-                flag: 0.5,
-                block: 0.85,
-            });
-        let verdict = if score >= th.block {
-            InjectionVerdict::Block
-        } else if score >= th.flag {
-            InjectionVerdict::Flag
-        } else {
-            InjectionVerdict::Allow
+        let Some(d) = &self.detector else {
+            return Injection {
+                score: 0.0,
+                verdict: InjectionVerdict::Allow,
+                rules: Vec::new(),
+            };
         };
+        let r = d.check(text, inj_source(source));
+        let verdict = match r.verdict {
+            warden_injection::Verdict::Allow => InjectionVerdict::Allow,
+            warden_injection::Verdict::Flag => InjectionVerdict::Flag,
+            warden_injection::Verdict::Block => InjectionVerdict::Block,
+        };
+        let mut rules: Vec<String> = Vec::new();
+        for ev in &r.evidence {
+            if !rules.iter().any(|x| **x == *ev.rule) {
+                rules.push(ev.rule.to_string());
+            }
+        }
         Injection {
-            score,
+            score: r.score,
             verdict,
-            rules: if hit {
-                vec!["injection.override.en".into()]
-            } else {
-                vec![]
-            },
+            rules,
         }
     }
 
     /// Whether injection scoring is on.
     pub fn injection_enabled(&self) -> bool {
-        self.inj_cfg.enabled
+        self.detector.is_some()
+    }
+
+    /// Output-side checks on model text: markdown-image exfiltration, canary
+    /// leaks, terminal escapes. Returns the finding kinds (no text).
+    pub fn check_output(&self, text: &str) -> Vec<String> {
+        warden_injection::output::check_output(text, &[])
+            .into_iter()
+            .map(|f| {
+                serde_json::to_value(f.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    /// The tool-call policy (approvals and holds API).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// Validate one tool call for `principal`. `arguments` are the restored values.
+    /// A principal with several roles is tried role by role; the first verdict
+    /// that is not `deny` wins (a deny places no hold).
     pub async fn validate_call(
         &self,
         principal: &Principal,
         name: &str,
         arguments: &Value,
     ) -> CallVerdict {
-        let allowed = match name {
-            "lookup_order" => principal
-                .roles
-                .iter()
-                .any(|r| r == "support_agent" || r == "finance"),
-            "issue_refund" => {
-                principal
-                    .roles
-                    .iter()
-                    .any(|r| r == "support_agent" || r == "finance")
-                    && arguments
-                        .get("amount")
-                        .and_then(|a| a.as_str())
-                        .and_then(|a| a.parse::<f64>().ok())
-                        .is_some_and(|a| a <= 100.0)
-            }
-            _ => false,
+        let Some(args) = arguments.as_object() else {
+            return CallVerdict::deny(
+                "warden.arguments_invalid",
+                "the arguments are not a JSON object",
+            );
         };
-        if allowed {
-            CallVerdict {
-                verdict: "allow".into(),
-                rules: vec!["role.permitted".into()],
-                messages: vec![],
-                approval_id: None,
+        let call = ToolCall::new(name, args.clone());
+        if principal.roles.is_empty() {
+            return CallVerdict::deny("warden.no_role", "the caller has no policy role");
+        }
+        let mut last = None;
+        for role in &principal.roles {
+            let p = warden_policy::Principal::new(principal.id.clone(), role.clone())
+                .with_mfa(principal.mfa);
+            let v = self.policy.validate(&p, &call).await;
+            let stop = v.verdict != Decision::Deny;
+            last = Some(v);
+            if stop {
+                break;
             }
-        } else {
-            CallVerdict::deny("policy.denied", "the policy does not permit this call")
+        }
+        match last {
+            Some(v) => CallVerdict {
+                verdict: v.verdict.as_str().to_string(),
+                rules: v.rules,
+                messages: v.messages,
+                approval_id: v.approval_id,
+                hold_id: v.hold_id,
+            },
+            None => CallVerdict::deny("warden.no_role", "the caller has no policy role"),
         }
     }
-}
-
-fn luhn(s: &str) -> bool {
-    let digits: Vec<u32> = s.chars().filter_map(|c| c.to_digit(10)).collect();
-    if digits.len() < 13 {
-        return false;
-    }
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            if i % 2 == 1 {
-                let x = d * 2;
-                if x > 9 {
-                    x - 9
-                } else {
-                    x
-                }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum % 10 == 0
 }
 
 /// Token -> original for one conversation. Tokens are keyed HMACs of the value,
 /// so the same value gets the same placeholder in every message and request.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Vault {
-    #[serde(skip)]
-    key: Arc<Vec<u8>>,
-    map: BTreeMap<String, String>,
-}
+#[derive(Debug, Clone, Default)]
+pub struct Vault(warden_core::Vault);
 
 impl Vault {
     /// An empty vault whose tokens are keyed by `key`.
     pub fn with_key(key: Arc<Vec<u8>>) -> Vault {
-        Vault {
-            key,
-            map: BTreeMap::new(),
-        }
-    }
-
-    fn insert(&mut self, entity: &str, value: &str) -> String {
-        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.key) {
-            Ok(m) => m,
-            Err(_) => return format!("<{entity}_00000000>"),
-        };
-        mac.update(entity.as_bytes());
-        mac.update(&[0]);
-        mac.update(value.as_bytes());
-        let tag = hex::encode(&mac.finalize().into_bytes()[..4]);
-        let token = format!("<{entity}_{tag}>");
-        self.map.insert(token.clone(), value.to_string());
-        token
+        Vault(warden_core::Vault::with_key(&key))
     }
 
     /// Number of tokens.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.0.len()
     }
 
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.0.is_empty()
     }
 
     /// Original for a token.
     pub fn get(&self, token: &str) -> Option<&str> {
-        self.map.get(token).map(String::as_str)
+        self.0.get(token)
     }
 
-    /// Add another vault's tokens.
+    /// Add another vault's tokens. A conflicting token (same token, other
+    /// value) leaves this vault unchanged: the conversation's own tokens win.
     pub fn merge(&mut self, other: Vault) {
-        self.map.extend(other.map);
+        if self.0.merge(other.0).is_err() {
+            tracing::warn!(
+                event = "vault_conflict",
+                "stored vault conflicts with this request's tokens; ignored"
+            );
+        }
     }
 
     /// Put originals back into text.
     pub fn restore(&self, text: &str) -> String {
-        self.restore_with(text, false)
+        self.0.restore(text)
     }
 
     /// Put originals back into the body of a JSON string (originals escaped).
     pub fn restore_json(&self, text: &str) -> String {
-        self.restore_with(text, true)
+        self.0.restore_json(text)
     }
 
-    fn restore_with(&self, text: &str, escaped: bool) -> String {
-        if self.map.is_empty() || !text.contains('<') {
-            return text.to_string();
-        }
-        let mut out = String::with_capacity(text.len());
-        let mut at = 0;
-        for (s, e) in placeholder_spans(text) {
-            out.push_str(&text[at..s]);
-            match self.map.get(&text[s..e]) {
-                Some(orig) if escaped => out.push_str(&escape_json_body(orig)),
-                Some(orig) => out.push_str(orig),
-                None => out.push_str(&text[s..e]),
-            }
-            at = e;
-        }
-        out.push_str(&text[at..]);
-        out
+    /// Placeholder-shaped tokens in `text` this vault does not know.
+    pub fn unknown_tokens<'t>(&self, text: &'t str) -> Vec<&'t str> {
+        self.0.unknown_tokens(text)
     }
 
-    /// Serialize for the store.
+    /// Serialize for the store (the key is never written).
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.map).unwrap_or_default()
+        serde_json::to_vec(&self.0).unwrap_or_default()
     }
 
     /// Load from the store.
-    pub fn from_bytes(key: Arc<Vec<u8>>, bytes: &[u8]) -> Option<Vault> {
-        serde_json::from_slice(bytes)
-            .ok()
-            .map(|map| Vault { key, map })
+    pub fn from_bytes(_key: Arc<Vec<u8>>, bytes: &[u8]) -> Option<Vault> {
+        serde_json::from_slice(bytes).ok().map(Vault)
     }
-}
-
-fn escape_json_body(s: &str) -> String {
-    let q = serde_json::to_string(s).unwrap_or_default();
-    q.get(1..q.len().saturating_sub(1))
-        .unwrap_or("")
-        .to_string()
-}
-
-fn placeholder_re() -> &'static Regex {
-    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(r"<[A-Z][A-Z0-9_]*_(?:[0-9]+|[0-9a-f]{8})>").unwrap_or_else(|_| unreachable!())
-    })
-}
-
-/// Byte spans of placeholder-shaped tokens in `text`.
-pub fn placeholder_spans(text: &str) -> Vec<(usize, usize)> {
-    placeholder_re()
-        .find_iter(text)
-        .map(|m| (m.start(), m.end()))
-        .collect()
-}
-
-/// Could `s` (starting with `<`) still grow into a placeholder?
-fn is_placeholder_prefix(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.first() != Some(&b'<') || b.len() > 64 {
-        return false;
-    }
-    b[1..].iter().enumerate().all(|(i, &c)| {
-        if i == 0 {
-            c.is_ascii_uppercase()
-        } else {
-            c.is_ascii_alphanumeric() || c == b'_'
-        }
-    })
 }
 
 /// Restores placeholders in text that arrives in pieces, holding back a
 /// possible partial token at a chunk edge.
-pub struct Restorer {
-    vault: Arc<Vault>,
-    escaped: bool,
-    pending: String,
-}
+pub struct Restorer(Option<warden_core::StreamRestorer>);
 
 impl Restorer {
     /// A restorer over `vault`; `json_escaped` escapes originals for JSON string bodies.
     pub fn new(vault: Arc<Vault>, json_escaped: bool) -> Self {
-        Restorer {
-            vault,
-            escaped: json_escaped,
-            pending: String::new(),
-        }
+        let inner = Arc::new(vault.0.clone());
+        let r = warden_core::StreamRestorer::new(inner);
+        Restorer(Some(if json_escaped { r.json_escaped() } else { r }))
     }
 
     /// Feed a chunk; returns what can be released now.
     pub fn feed(&mut self, chunk: &str) -> String {
-        self.pending.push_str(chunk);
-        let hold = match self.pending.rfind('<') {
-            Some(i) if is_placeholder_prefix(&self.pending[i..]) => i,
-            _ => self.pending.len(),
-        };
-        let rest = self.pending.split_off(hold);
-        let ready = std::mem::replace(&mut self.pending, rest);
-        self.vault.restore_with(&ready, self.escaped)
+        self.0.as_mut().map(|r| r.feed(chunk)).unwrap_or_default()
     }
 
     /// Release whatever is held.
     pub fn finish(&mut self) -> String {
-        let ready = std::mem::take(&mut self.pending);
-        self.vault.restore_with(&ready, self.escaped)
+        self.0
+            .take()
+            .map(warden_core::StreamRestorer::finish)
+            .unwrap_or_default()
     }
 }

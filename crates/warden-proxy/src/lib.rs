@@ -65,6 +65,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/messages", post(routes::anthropic::messages))
         .route("/v1/guard/scan", post(routes::guard::scan))
         .route("/v1/guard/check-call", post(routes::guard::check_call))
+        .route("/v1/guard/approvals/{id}", post(routes::guard::approval))
+        .route("/v1/guard/holds/{id}/{action}", post(routes::guard::hold))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))
@@ -270,8 +272,10 @@ mod tests {
 
     #[test]
     fn non_loopback_without_auth_is_refused() {
-        let mut cfg = Config::default();
-        cfg.listen = "0.0.0.0:8080".parse().unwrap();
+        let mut cfg = Config {
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            ..Config::default()
+        };
         assert!(check_bind(&cfg).is_err());
         cfg.listen = "127.0.0.1:8080".parse().unwrap();
         assert!(check_bind(&cfg).is_ok());

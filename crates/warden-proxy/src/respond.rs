@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::auth::Principal;
 use crate::convo::Api;
-use crate::engine::{placeholder_spans, CallVerdict, Vault};
+use crate::engine::{CallVerdict, Vault};
 use crate::state::AppState;
 
 /// One tool-call decision, as recorded in the audit log (no argument values).
@@ -64,7 +64,7 @@ pub fn refusal_text(name: &str, v: &CallVerdict) -> String {
 impl ReqCtx {
     /// Decide one tool call whose arguments (a JSON text) have already been restored.
     pub async fn decide(&self, name: &str, args: &str) -> CallVerdict {
-        let verdict = if !placeholder_spans(args).is_empty() {
+        let verdict = if !self.vault.unknown_tokens(args).is_empty() {
             CallVerdict::deny(
                 "warden.unknown_placeholder",
                 "the arguments reference a placeholder this conversation does not know",
@@ -283,11 +283,7 @@ pub fn restore_tree(vault: &Vault, v: &mut Value) {
         return;
     }
     match v {
-        Value::String(s) => {
-            if s.contains('<') {
-                *s = vault.restore(s);
-            }
-        }
+        Value::String(s) if s.contains('<') => *s = vault.restore(s),
         Value::Array(a) => a.iter_mut().for_each(|x| restore_tree(vault, x)),
         Value::Object(o) => {
             if matches!(

@@ -598,13 +598,13 @@ impl MessagesStream {
                 }
                 _ => {}
             },
-            "message_delta" => {
+            "message_delta"
                 if self.denied > 0
                     && self.allowed == 0
-                    && v.pointer("/delta/stop_reason").and_then(Value::as_str) == Some("tool_use")
-                {
-                    v["delta"]["stop_reason"] = json!("end_turn");
-                }
+                    && v.pointer("/delta/stop_reason").and_then(Value::as_str)
+                        == Some("tool_use") =>
+            {
+                v["delta"]["stop_reason"] = json!("end_turn");
             }
             "message_stop" => self.ended = true,
             _ => {}

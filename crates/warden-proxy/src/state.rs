@@ -24,7 +24,7 @@ pub struct AppState {
     /// Prometheus registry.
     pub metrics: Metrics,
     /// Hash-chained audit log.
-    pub audit: warden_audit::AuditLog,
+    pub audit: Arc<warden_audit::AuditLog>,
     /// HTTP client for the vendors (rustls).
     pub http: reqwest::Client,
     /// OpenAI upstream.
@@ -42,7 +42,6 @@ impl AppState {
     /// # Errors
     /// Anything that must stop the server from starting.
     pub async fn build(cfg: Config) -> Result<Arc<AppState>, ConfigError> {
-        let engines = Engines::load(&cfg).await?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(cfg.limits.connect_timeout_ms))
             .read_timeout(Duration::from_millis(cfg.limits.read_timeout_ms))
@@ -83,6 +82,8 @@ impl AppState {
                 message: e.to_string(),
             }
         })?;
+        let audit = Arc::new(audit);
+        let engines = Engines::load(&cfg, Some(audit.clone()))?;
         let token_key = match cfg
             .store
             .token_key_env

@@ -232,6 +232,15 @@ async fn responses_stream_and_previous_response_id() {
     v.stop().await;
 }
 
+fn reason() -> String {
+    format!("customer {EMAIL} asked")
+}
+
+/// A refund the demo policy allows (ord_1001 has 100.00 refundable), with PII in `reason`.
+fn ok_refund() -> Value {
+    json!({"order_id": "ord_1001", "amount": "10.00", "currency": "USD", "reason": reason()})
+}
+
 fn tool_text(name: &str, args: Value) -> String {
     json!({"name": name, "arguments": args}).to_string()
 }
@@ -244,7 +253,7 @@ async fn chat_tool_calls_validated_non_stream() {
     let r = post(
         &p.url("/v1/chat/completions"),
         json!({"model": "tool", "messages": [{"role": "user",
-        "content": tool_text("lookup_order", json!({"order_id": "ord_1001", "email": EMAIL}))}]}),
+        "content": tool_text("issue_refund", ok_refund())}]}),
     )
     .await;
     let b: Value = r.json().await.unwrap();
@@ -255,7 +264,7 @@ async fn chat_tool_calls_validated_non_stream() {
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(args["email"], EMAIL);
+    assert_eq!(args["reason"], reason());
     assert_eq!(b["choices"][0]["finish_reason"], "tool_calls");
     // Denied call: replaced by a refusal, finish_reason stop.
     let r = post(&p.url("/v1/chat/completions"), json!({"model": "tool", "messages": [{"role": "user",
@@ -283,7 +292,7 @@ async fn unknown_placeholder_in_tool_args_is_denied() {
     let (_vendor, v) = start_vendor().await;
     let p = start_proxy(&v, |_| {}).await;
     let r = post(&p.url("/v1/chat/completions"), json!({"model": "tool", "messages": [{"role": "user",
-        "content": tool_text("lookup_order", json!({"order_id": "ord_1001", "email": "<EMAIL_0badf00d>"}))}]}))
+        "content": tool_text("issue_refund", json!({"order_id": "ord_1001", "amount": "10.00", "currency": "USD", "reason": "mail <EMAIL_0badf00d>"}))}]}))
     .await;
     let b: Value = r.json().await.unwrap();
     let c = b["choices"][0]["message"]["content"].as_str().unwrap();
@@ -297,7 +306,7 @@ async fn chat_stream_tool_calls_accumulated_and_validated() {
     let (_vendor, v) = start_vendor().await;
     let p = start_proxy(&v, |_| {}).await;
     let calls = json!([
-        {"name": "lookup_order", "arguments": {"order_id": "ord_1001", "email": EMAIL}},
+        {"name": "issue_refund", "arguments": ok_refund()},
         {"name": "issue_refund", "arguments": {"order_id": "ord_1001", "amount": "1200.00", "currency": "USD"}}
     ]);
     let r = post(&p.url("/v1/chat/completions"), json!({"model": "tool", "stream": true, "messages": [{"role": "user", "content": calls.to_string()}]})).await;
@@ -325,10 +334,10 @@ async fn chat_stream_tool_calls_accumulated_and_validated() {
         "only the allowed call is released, whole: {released:?}"
     );
     assert_eq!(released[0]["index"], 0);
-    assert_eq!(released[0]["function"]["name"], "lookup_order");
+    assert_eq!(released[0]["function"]["name"], "issue_refund");
     let args: Value =
         serde_json::from_str(released[0]["function"]["arguments"].as_str().unwrap()).unwrap();
-    assert_eq!(args["email"], EMAIL);
+    assert_eq!(args["reason"], reason());
     assert!(text.contains("`issue_refund` was not released"), "{text}");
     assert_eq!(finish, "tool_calls");
     p.run.stop().await;
@@ -358,10 +367,7 @@ async fn anthropic_tool_use_stream_and_non_stream() {
         .contains("`issue_refund` was not released"));
     assert_eq!(b["stop_reason"], "end_turn");
 
-    let allow = tool_text(
-        "lookup_order",
-        json!({"order_id": "ord_1001", "email": EMAIL}),
-    );
+    let allow = tool_text("issue_refund", ok_refund());
     let body = post(&p.url("/v1/messages"), json!({"model": "tool", "stream": true, "max_tokens": 5, "messages": [{"role": "user", "content": allow}]}))
         .await
         .text()
@@ -380,7 +386,7 @@ async fn anthropic_tool_use_stream_and_non_stream() {
         }
     }
     let args: Value = serde_json::from_str(&json_text).unwrap();
-    assert_eq!(args["email"], EMAIL);
+    assert_eq!(args["reason"], reason());
     assert_eq!(stop_reason, "tool_use");
     assert_eq!(events.last().unwrap().0.as_deref(), Some("message_stop"));
 
@@ -419,10 +425,7 @@ async fn responses_tool_calls_stream_and_non_stream() {
         .unwrap()
         .contains("was not released"));
 
-    let allow = tool_text(
-        "lookup_order",
-        json!({"order_id": "ord_1001", "email": EMAIL}),
-    );
+    let allow = tool_text("issue_refund", ok_refund());
     let body = post(
         &p.url("/v1/responses"),
         json!({"model": "tool", "stream": true, "input": allow}),
@@ -447,10 +450,10 @@ async fn responses_tool_calls_stream_and_non_stream() {
         }
     }
     let a: Value = serde_json::from_str(&args).unwrap();
-    assert_eq!(a["email"], EMAIL);
+    assert_eq!(a["reason"], reason());
     assert_eq!(
-        serde_json::from_str::<Value>(done_args.as_str().unwrap()).unwrap()["email"],
-        EMAIL
+        serde_json::from_str::<Value>(done_args.as_str().unwrap()).unwrap()["reason"],
+        reason()
     );
 
     let body = post(
@@ -1017,7 +1020,7 @@ async fn graceful_shutdown_finishes_streams() {
     let (_vendor, v) = start_vendor().await;
     let p = start_proxy(&v, |_| {}).await;
     let url = p.url("/v1/messages");
-    let text = "a fairly long answer ".repeat(50);
+    let text = "The weather in Lisbon is mild in spring and the trams are old. ".repeat(20);
     let resp = post(&url, json!({"model": "echo", "stream": true, "max_tokens": 5, "messages": [{"role": "user", "content": text}]})).await;
     assert_eq!(resp.status(), 200);
     // Headers are in: the stream is in flight. Shut down now; it must still complete.
@@ -1028,5 +1031,210 @@ async fn graceful_shutdown_finishes_streams() {
     stop.await.unwrap();
     let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
     assert!(audit.contains("\"outcome\":\"ok\""), "{audit}");
+    v.stop().await;
+}
+
+/// Every position where text can hide, for each API: a planted value never
+/// reaches the vendor. All cases run; failures are reported together.
+#[tokio::test]
+async fn position_coverage_matrix() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let doc = format!("Meeting notes. Contact {EMAIL} for details.");
+    let doc_b64 = b64(&doc);
+    let args = json!({"to": EMAIL}).to_string();
+    let user = |c: Value| json!({"role": "user", "content": c});
+    let cases: Vec<(&str, &str, Value)> = vec![
+        (
+            "chat",
+            "system",
+            json!({"messages": [{"role": "system", "content": format!("Operator: {EMAIL}")}, user(json!("hi"))]}),
+        ),
+        (
+            "chat",
+            "developer",
+            json!({"messages": [{"role": "developer", "content": [{"type": "text", "text": EMAIL}]}, user(json!("hi"))]}),
+        ),
+        (
+            "chat",
+            "user string",
+            json!({"messages": [user(json!(format!("me: {EMAIL}")))]}),
+        ),
+        (
+            "chat",
+            "content part",
+            json!({"messages": [user(json!([{"type": "text", "text": "a"}, {"type": "text", "text": EMAIL}]))]}),
+        ),
+        (
+            "chat",
+            "tool-call args in history",
+            json!({"messages": [user(json!("hi")), {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "send", "arguments": args}}]}, {"role": "tool", "tool_call_id": "c1", "content": "ok"}]}),
+        ),
+        (
+            "chat",
+            "tool result",
+            json!({"messages": [user(json!("hi")), {"role": "tool", "tool_call_id": "c1", "content": format!("found {EMAIL}")}]}),
+        ),
+        (
+            "chat",
+            "tool result parts",
+            json!({"messages": [user(json!("hi")), {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": EMAIL}]}]}),
+        ),
+        (
+            "chat",
+            "document (file part)",
+            json!({"messages": [user(json!([{"type": "file", "file": {"filename": "notes.txt", "file_data": format!("data:text/plain;base64,{doc_b64}")}}]))]}),
+        ),
+        (
+            "chat",
+            "tool description",
+            json!({"messages": [user(json!("hi"))], "tools": [{"type": "function", "function": {"name": "f", "description": format!("mail {EMAIL}"), "parameters": {}}}]}),
+        ),
+        (
+            "responses",
+            "instructions",
+            json!({"instructions": format!("Operator {EMAIL}"), "input": "hi"}),
+        ),
+        (
+            "responses",
+            "input string",
+            json!({"input": format!("I am {EMAIL}")}),
+        ),
+        (
+            "responses",
+            "content part",
+            json!({"input": [{"role": "user", "content": [{"type": "input_text", "text": EMAIL}]}]}),
+        ),
+        (
+            "responses",
+            "tool-call args in history",
+            json!({"input": [{"type": "function_call", "call_id": "c1", "name": "send", "arguments": args}, {"type": "function_call_output", "call_id": "c1", "output": "ok"}]}),
+        ),
+        (
+            "responses",
+            "tool result",
+            json!({"input": [{"type": "function_call_output", "call_id": "c1", "output": format!("found {EMAIL}")}]}),
+        ),
+        (
+            "responses",
+            "document (input_file)",
+            json!({"input": [{"role": "user", "content": [{"type": "input_file", "filename": "n.txt", "file_data": format!("data:text/plain;base64,{doc_b64}")}]}]}),
+        ),
+        (
+            "messages",
+            "system string",
+            json!({"system": format!("Operator {EMAIL}"), "messages": [user(json!("hi"))]}),
+        ),
+        (
+            "messages",
+            "system blocks",
+            json!({"system": [{"type": "text", "text": EMAIL}], "messages": [user(json!("hi"))]}),
+        ),
+        (
+            "messages",
+            "content block",
+            json!({"messages": [user(json!([{"type": "text", "text": EMAIL}]))]}),
+        ),
+        (
+            "messages",
+            "tool-call args in history",
+            json!({"messages": [user(json!("hi")), {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "send", "input": {"to": EMAIL}}]}, user(json!([{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]))]}),
+        ),
+        (
+            "messages",
+            "tool result string",
+            json!({"messages": [user(json!([{"type": "tool_result", "tool_use_id": "t1", "content": format!("found {EMAIL}")}]))]}),
+        ),
+        (
+            "messages",
+            "tool result blocks",
+            json!({"messages": [user(json!([{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": EMAIL}]}]))]}),
+        ),
+        (
+            "messages",
+            "document text",
+            json!({"messages": [user(json!([{"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": doc}}, {"type": "text", "text": "summarise"}]))]}),
+        ),
+        (
+            "messages",
+            "document content",
+            json!({"messages": [user(json!([{"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": doc}]}, "title": "t"}]))]}),
+        ),
+        (
+            "messages",
+            "document base64 text",
+            json!({"messages": [user(json!([{"type": "document", "source": {"type": "base64", "media_type": "text/plain", "data": doc_b64}}]))]}),
+        ),
+        (
+            "messages",
+            "document title/context",
+            json!({"messages": [user(json!([{"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "x"}, "title": EMAIL, "context": EMAIL}]))]}),
+        ),
+        (
+            "messages",
+            "search result",
+            json!({"messages": [user(json!([{"type": "search_result", "source": "https://x.test", "title": "r", "content": [{"type": "text", "text": doc}]}]))]}),
+        ),
+    ];
+    let (vendor, v) = start_vendor().await;
+    let p = start_proxy(&v, |c| c.limits.requests_per_minute = 0).await;
+    let mut failures = Vec::new();
+    for (api, pos, mut body) in cases {
+        let path = match api {
+            "chat" => "/v1/chat/completions",
+            "responses" => "/v1/responses",
+            _ => "/v1/messages",
+        };
+        body["model"] = json!("echo");
+        if api == "messages" {
+            body["max_tokens"] = json!(5);
+        }
+        let before = vendor.count();
+        let r = post(&p.url(path), body).await;
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        if status != 200 || vendor.count() != before + 1 {
+            failures.push(format!("{api}/{pos}: status {status}: {text}"));
+            continue;
+        }
+        let raw = vendor.last().raw;
+        if raw.contains(EMAIL) || raw.contains(&doc_b64) {
+            failures.push(format!("{api}/{pos}: planted value reached the vendor"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} positions failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    p.run.stop().await;
+    v.stop().await;
+}
+
+#[tokio::test]
+async fn thinking_blocks_in_history_are_forwarded_untouched() {
+    let (vendor, v) = start_vendor().await;
+    let p = start_proxy(&v, |_| {}).await;
+    let thinking = json!({"type": "thinking", "thinking": format!("the user is {EMAIL}"), "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"});
+    let body = json!({"model": "echo", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [thinking.clone(), {"type": "text", "text": format!("hello {EMAIL}")}]},
+        {"role": "user", "content": "again"}]});
+    assert_eq!(post(&p.url("/v1/messages"), body).await.status(), 200);
+    let seen = vendor.last().body;
+    assert_eq!(
+        seen["messages"][1]["content"][0], thinking,
+        "signed thinking must be byte-identical"
+    );
+    assert!(!seen["messages"][1]["content"][1]["text"]
+        .as_str()
+        .unwrap()
+        .contains(EMAIL));
+    assert!(
+        p.audit_text().contains("\"reason\":\"thinking\""),
+        "recorded as not_scanned"
+    );
+    p.run.stop().await;
     v.stop().await;
 }

@@ -169,3 +169,95 @@ pub async fn check_call(
     }
     axum::Json(verdict).into_response()
 }
+
+/// `POST /v1/guard/approvals/{id}` — `{"decision": "approve" | "reject"}`.
+/// Only callers holding one of `policy.approver_roles` may decide; an approval
+/// is bound to the exact arguments of the call that requested it.
+pub async fn approval(
+    State(s): State<Arc<AppState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let principal = match authenticate(&s, &headers, "guard.approvals").await {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    if !principal
+        .roles
+        .iter()
+        .any(|r| s.cfg.policy.approver_roles.contains(r))
+    {
+        return fail(ProxyError::Forbidden(
+            "deciding approvals needs an approver role".into(),
+        ));
+    }
+    let v = match read_body(body, 4096).await.and_then(|b| parse_json(&b, 4)) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    let policy = s.engines.policy();
+    let r = match v.get("decision").and_then(Value::as_str) {
+        Some("approve") => policy.approve(&id, &principal.id).await,
+        Some("reject") => policy.reject(&id, &principal.id).await,
+        _ => {
+            return fail(ProxyError::BadRequest(
+                "decision must be \"approve\" or \"reject\"".into(),
+            ))
+        }
+    };
+    match r {
+        // The approval's arguments are not echoed: they may hold customer data.
+        Ok(a) => axum::Json(
+            json!({"id": a.id, "tool": a.tool, "principal": a.principal, "status": a.status}),
+        )
+        .into_response(),
+        Err(e) => fail(policy_error(&e)),
+    }
+}
+
+/// `POST /v1/guard/holds/{id}/{action}` with action `confirm` (the agent executed
+/// the call) or `void` (it did not). Only the principal the hold belongs to may act.
+pub async fn hold(
+    State(s): State<Arc<AppState>>,
+    axum::extract::Path((id, action)): axum::extract::Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let principal = match authenticate(&s, &headers, "guard.holds").await {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let policy = s.engines.policy();
+    match policy.hold(&id).await {
+        Ok(h) if h.principal == principal.id => {}
+        Ok(_) => {
+            return fail(ProxyError::Forbidden(
+                "the hold belongs to another principal".into(),
+            ))
+        }
+        Err(e) => return fail(policy_error(&e)),
+    }
+    let r = match action.as_str() {
+        "confirm" => policy.confirm(&id).await,
+        "void" => policy.void(&id).await,
+        _ => {
+            return fail(ProxyError::BadRequest(
+                "action must be confirm or void".into(),
+            ))
+        }
+    };
+    match r {
+        Ok(h) => axum::Json(h).into_response(),
+        Err(e) => fail(policy_error(&e)),
+    }
+}
+
+fn policy_error(e: &warden_policy::Error) -> ProxyError {
+    match e.kind() {
+        warden_policy::ErrorKind::NotFound => {
+            ProxyError::BadRequest("no such approval or hold".into())
+        }
+        warden_policy::ErrorKind::Conflict => ProxyError::BadRequest(e.to_string()),
+        _ => ProxyError::Store("policy state store unavailable".into()),
+    }
+}

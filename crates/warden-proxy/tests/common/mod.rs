@@ -460,6 +460,7 @@ pub fn base_config(vendor: &Running, dir: &std::path::Path) -> warden_proxy::Con
     cfg.audit.path = dir.join("audit.jsonl");
     cfg.limits.read_timeout_ms = 1500;
     cfg.store.token_key_env = None;
+    cfg.policy.state_url = Some(format!("sqlite:{}", dir.join("state.sqlite").display()));
     cfg
 }
 
