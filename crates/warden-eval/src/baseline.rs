@@ -38,8 +38,8 @@ pub struct Regression {
     pub newly_failing: Vec<String>,
 }
 
-/// A metric that moved in the good direction (informational; refresh the
-/// baseline with `--update-baseline` to lock the gain in).
+/// A metric that moved in the good direction, or that the baseline lacks
+/// (informational; refresh the baseline with `--update-baseline` to lock it in).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Improvement {
     /// Metric name.
@@ -101,8 +101,10 @@ impl Diff {
             }
         }
         for i in &self.improvements {
-            let base = i.baseline.map_or("-".to_string(), |v| format!("{v:.2}"));
-            let _ = writeln!(out, "improved {}: {base} -> {:.2}", i.metric, i.current);
+            let _ = match i.baseline {
+                Some(b) => writeln!(out, "improved {}: {b:.2} -> {:.2}", i.metric, i.current),
+                None => writeln!(out, "new metric {}: {:.2}", i.metric, i.current),
+            };
         }
         let verdict = if self.passed() { "PASS" } else { "FAIL" };
         let _ = writeln!(

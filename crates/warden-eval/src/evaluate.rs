@@ -225,6 +225,26 @@ fn eval_pii(
             );
         }
     }
+    // Records without gold spans are hard negatives: any finding on one is a
+    // false positive, gated like an injection FPR (it may not rise at all).
+    let flagged_negatives: BTreeSet<String> = recs
+        .iter()
+        .zip(&outcomes)
+        .filter(|(r, o)| r.spans.is_empty() && o.values().any(|t| t.pred > 0))
+        .map(|(r, _)| r.id.clone())
+        .collect();
+    let negative_records = recs.iter().filter(|r| r.spans.is_empty()).count();
+    if negative_records > 0 {
+        metrics.insert(
+            "pii.hard_negatives.fpr".into(),
+            Metric {
+                value: pct(flagged_negatives.len(), negative_records),
+                better: Better::Lower,
+                support: negative_records,
+                failing: flagged_negatives.iter().cloned().collect(),
+            },
+        );
+    }
     let mut all = TypeOutcome::default();
     for o in totals.values() {
         all.add(o);
@@ -263,6 +283,8 @@ fn eval_pii(
     PiiReport {
         records: recs.len(),
         types,
+        negative_records,
+        negative_records_flagged: flagged_negatives.len(),
     }
 }
 
@@ -494,6 +516,8 @@ mod tests {
         let all = &r.pii.as_ref().unwrap().types["ALL"];
         assert_eq!((all.gold, all.predicted, all.exact.counts.tp), (4, 4, 2));
         assert_eq!(m("pii.exact.ALL.f1"), Some(50.0));
+        assert_eq!(m("pii.hard_negatives.fpr"), Some(100.0));
+        assert_eq!(r.metrics["pii.hard_negatives.fpr"].failing, vec!["p3"]);
         let table = r.render();
         assert!(
             table.contains("PERSON") && !table.contains("ann@x.io"),

@@ -70,6 +70,12 @@ pub struct PiiReport {
     pub records: usize,
     /// Rows keyed by entity type; `ALL` is the micro average.
     pub types: BTreeMap<String, PiiTypeRow>,
+    /// Records without any gold span (hard negatives).
+    #[serde(default)]
+    pub negative_records: usize,
+    /// Hard negatives on which the detector reported anything.
+    #[serde(default)]
+    pub negative_records_flagged: usize,
 }
 
 /// One slice of the injection table.
@@ -221,6 +227,11 @@ impl Report {
                     fmt_pct(r.overlap.f1)
                 );
             }
+            let _ = writeln!(
+                out,
+                "hard negatives (records without PII) with any finding: {} of {}",
+                pii.negative_records_flagged, pii.negative_records
+            );
         }
         if let Some(inj) = &self.injection {
             let _ = writeln!(
