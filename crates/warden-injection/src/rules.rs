@@ -1,0 +1,540 @@
+//! Injection rules as data: TOML schema, compilation and matching on views.
+//!
+//! Lexicon terms from every rule go into one Aho-Corasick automaton for the
+//! canonical view and one for the folded (skeleton + leet) view; regexes are
+//! compiled once at load and run only where their prefilter keywords hit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use serde::Deserialize;
+
+use crate::canon::{canonicalize, fold_term, is_cjk, is_word, Input, Map, View};
+use crate::error::Error;
+use crate::Source;
+
+/// One rule as written in a `patterns/injection/*.toml` file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Stable id, e.g. `override.en`; reported in evidence.
+    pub id: String,
+    /// Family, e.g. `override`, `role_spoofing`, `extraction`, `persona`.
+    pub category: String,
+    /// How the rule matches.
+    pub kind: RuleKind,
+    /// ISO 639-1 language the lexicon is written in (`und` when none).
+    #[serde(default = "und")]
+    pub lang: String,
+    /// Contribution of one hit to the score, in (0, 1].
+    pub weight: f32,
+    /// Human description.
+    #[serde(default)]
+    pub description: String,
+    /// Sources the rule applies to; empty means all.
+    #[serde(default)]
+    pub sources: Vec<Source>,
+    /// Proximity: override verbs (`ignor*` is a prefix stem, `*x` a suffix stem).
+    #[serde(default)]
+    pub verbs: Vec<String>,
+    /// Proximity: scope words (previous, above, all ...).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Proximity: objects (instructions, rules, prompt ...).
+    #[serde(default)]
+    pub objects: Vec<String>,
+    /// Proximity: maximum tokens from verb to object (CJK: characters).
+    #[serde(default = "default_window")]
+    pub window: usize,
+    /// Proximity: a scope word must appear near the pair.
+    #[serde(default = "yes")]
+    pub require_scope: bool,
+    /// Proximity: the object may also precede the verb (passive voice).
+    #[serde(default)]
+    pub any_order: bool,
+    /// Phrase: literal phrases, word-bounded unless `bounded = false`.
+    #[serde(default)]
+    pub phrases: Vec<String>,
+    /// Phrase/keywords: enforce word boundaries (default true; CJK never).
+    #[serde(default = "yes")]
+    pub bounded: bool,
+    /// Regex: pattern (linear-time `regex` syntax), run on the canonical view
+    /// or, with `on_original = true`, on the original text.
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// Regex: run on the original text instead of the canonical view.
+    #[serde(default)]
+    pub on_original: bool,
+    /// Regex: literal prefilter; the regex runs only when one of these occurs.
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// Fire only when some decode layer found an encoded payload.
+    #[serde(default)]
+    pub requires_payload: bool,
+    /// Inline examples that must fire this rule.
+    #[serde(default)]
+    pub positive: Vec<String>,
+    /// Inline hard negatives that must not fire this rule.
+    #[serde(default)]
+    pub negative: Vec<String>,
+}
+
+fn und() -> String {
+    "und".into()
+}
+fn default_window() -> usize {
+    6
+}
+fn yes() -> bool {
+    true
+}
+
+/// How a rule matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKind {
+    /// Override verb within a token window of an object, near a scope word.
+    Proximity,
+    /// Any of a list of literal phrases.
+    Phrase,
+    /// A regex behind a literal prefilter.
+    Regex,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackFile {
+    #[serde(default)]
+    rule: Vec<RuleSpec>,
+}
+
+/// A parsed rules file.
+#[derive(Debug, Clone)]
+pub struct RulePack {
+    /// Where it came from (file path or `builtin:<name>`).
+    pub origin: String,
+    /// Rules in file order.
+    pub rules: Vec<RuleSpec>,
+}
+
+impl RulePack {
+    /// Parses a rules file.
+    ///
+    /// # Errors
+    /// Returns an error naming `origin` when the TOML does not match the schema.
+    ///
+    /// # Example
+    /// ```
+    /// let src = r#"
+    /// [[rule]]
+    /// id = "x.demo"
+    /// category = "persona"
+    /// kind = "phrase"
+    /// weight = 0.5
+    /// phrases = ["do anything now"]
+    /// "#;
+    /// let pack = warden_injection::RulePack::parse(src, "demo.toml").unwrap();
+    /// assert_eq!(pack.rules.len(), 1);
+    /// ```
+    pub fn parse(src: &str, origin: &str) -> Result<RulePack, Error> {
+        let file: PackFile =
+            toml::from_str(src).map_err(|e| Error::pack(origin, None, e.to_string()))?;
+        Ok(RulePack {
+            origin: origin.to_string(),
+            rules: file.rule,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Verb,
+    Scope,
+    Object,
+    Phrase,
+    Keyword,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Term {
+    rule: u32,
+    role: Role,
+    left_bound: bool,
+    right_bound: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct CompiledRule {
+    pub id: Arc<str>,
+    pub spec: RuleSpec,
+    regex: Option<regex::Regex>,
+}
+
+/// A match of one rule in one view, in original byte offsets.
+#[derive(Debug, Clone)]
+pub(crate) struct Hit {
+    pub rule: u32,
+    pub layer: &'static str,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// All rules compiled into automata.
+#[derive(Debug)]
+pub(crate) struct RuleSet {
+    pub rules: Vec<CompiledRule>,
+    ac: AhoCorasick,
+    terms: Vec<Vec<Term>>,
+    ac_folded: AhoCorasick,
+    terms_folded: Vec<Vec<Term>>,
+}
+
+struct Lexicon {
+    index: HashMap<String, usize>,
+    patterns: Vec<String>,
+    terms: Vec<Vec<Term>>,
+}
+
+impl Lexicon {
+    fn new() -> Lexicon {
+        Lexicon {
+            index: HashMap::new(),
+            patterns: Vec::new(),
+            terms: Vec::new(),
+        }
+    }
+    fn add(&mut self, pat: String, term: Term) {
+        let n = self.patterns.len();
+        let id = *self.index.entry(pat.clone()).or_insert(n);
+        if id == n {
+            self.patterns.push(pat);
+            self.terms.push(Vec::new());
+        }
+        self.terms[id].push(term);
+    }
+    fn build(self) -> Result<(AhoCorasick, Vec<Vec<Term>>), Error> {
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&self.patterns)
+            .or_else(|_| {
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .build(&self.patterns)
+            })
+            .map_err(|e| Error::pack("injection rules", None, e.to_string()))?;
+        Ok((ac, self.terms))
+    }
+}
+
+/// Canonicalises a lexicon term exactly like text is canonicalised.
+fn canon_term(raw: &str) -> String {
+    canonicalize(&Input {
+        layer: "plain",
+        text: raw.to_string(),
+        map: Map::Identity(0),
+        depth: 0,
+    })
+    .view
+    .text
+    .trim()
+    .to_string()
+}
+
+impl RuleSet {
+    pub(crate) fn compile(packs: &[RulePack]) -> Result<RuleSet, Error> {
+        let mut rules = Vec::new();
+        let mut lex = Lexicon::new();
+        let mut lex_f = Lexicon::new();
+        let mut seen = HashMap::new();
+        for pack in packs {
+            for spec in &pack.rules {
+                let err = |m: String| Error::pack(&pack.origin, Some(&spec.id), m);
+                if seen.insert(spec.id.clone(), ()).is_some() {
+                    return Err(err("duplicate rule id".into()));
+                }
+                if !(spec.weight > 0.0 && spec.weight <= 1.0) {
+                    return Err(err("weight must be in (0, 1]".into()));
+                }
+                let idx = rules.len() as u32;
+                let mut lists: Vec<(&Vec<String>, Role)> = Vec::new();
+                match spec.kind {
+                    RuleKind::Proximity => {
+                        if spec.verbs.is_empty() || spec.objects.is_empty() {
+                            return Err(err("proximity rule needs verbs and objects".into()));
+                        }
+                        if spec.require_scope && spec.scopes.is_empty() {
+                            return Err(err("require_scope set but no scopes".into()));
+                        }
+                        lists.push((&spec.verbs, Role::Verb));
+                        lists.push((&spec.scopes, Role::Scope));
+                        lists.push((&spec.objects, Role::Object));
+                    }
+                    RuleKind::Phrase => {
+                        if spec.phrases.is_empty() {
+                            return Err(err("phrase rule needs phrases".into()));
+                        }
+                        lists.push((&spec.phrases, Role::Phrase));
+                    }
+                    RuleKind::Regex => {
+                        if spec.regex.is_none() {
+                            return Err(err("regex rule needs a regex".into()));
+                        }
+                        lists.push((&spec.keywords, Role::Keyword));
+                    }
+                }
+                for (list, role) in lists {
+                    for raw in list {
+                        let left_stem = raw.starts_with('*');
+                        let right_stem = raw.ends_with('*') && raw.len() > 1;
+                        let body = canon_term(raw.trim_matches('*'));
+                        if body.is_empty() {
+                            return Err(err(format!("empty term {raw:?}")));
+                        }
+                        // Prefilter keywords are plain literals; only lexicon terms are word-bounded.
+                        let bounded = spec.bounded && role != Role::Keyword;
+                        let first_cjk = body.chars().next().is_some_and(is_cjk);
+                        let last_cjk = body.chars().last().is_some_and(is_cjk);
+                        let term = Term {
+                            rule: idx,
+                            role,
+                            left_bound: bounded && !left_stem && !first_cjk,
+                            right_bound: bounded && !right_stem && !last_cjk,
+                        };
+                        if let Some(f) = fold_term(&body) {
+                            lex_f.add(f, term);
+                        }
+                        lex.add(body, term);
+                    }
+                }
+                let regex = match &spec.regex {
+                    Some(src) => Some(
+                        regex::RegexBuilder::new(src)
+                            .size_limit(1 << 22)
+                            .build()
+                            .map_err(|e| err(format!("bad regex: {e}")))?,
+                    ),
+                    None => None,
+                };
+                rules.push(CompiledRule {
+                    id: Arc::from(spec.id.as_str()),
+                    spec: spec.clone(),
+                    regex,
+                });
+            }
+        }
+        let (ac, terms) = lex.build()?;
+        let (ac_folded, terms_folded) = lex_f.build()?;
+        Ok(RuleSet {
+            rules,
+            ac,
+            terms,
+            ac_folded,
+            terms_folded,
+        })
+    }
+
+    fn applies(&self, rule: &CompiledRule, source: Source, has_payload: bool) -> bool {
+        (rule.spec.sources.is_empty() || rule.spec.sources.contains(&source))
+            && (!rule.spec.requires_payload || has_payload)
+    }
+
+    /// Matches every rule on one view; `original` is the untouched input for
+    /// `on_original` regexes (only passed for the top-level plain layer).
+    pub(crate) fn match_view(
+        &self,
+        view: &View,
+        original: Option<&str>,
+        source: Source,
+        has_payload: bool,
+        out: &mut Vec<Hit>,
+    ) {
+        let (ac, terms) = if view.folded {
+            (&self.ac_folded, &self.terms_folded)
+        } else {
+            (&self.ac, &self.terms)
+        };
+        // (rule, role, start, end) in view bytes.
+        let mut raw: Vec<(u32, Role, usize, usize)> = Vec::new();
+        let text = view.text.as_str();
+        for m in ac.find_overlapping_iter(text) {
+            for t in &terms[m.pattern().as_usize()] {
+                if t.left_bound && text[..m.start()].chars().next_back().is_some_and(is_word) {
+                    continue;
+                }
+                if t.right_bound && text[m.end()..].chars().next().is_some_and(is_word) {
+                    continue;
+                }
+                raw.push((t.rule, t.role, m.start(), m.end()));
+            }
+        }
+        raw.sort_unstable_by_key(|r| (r.0, r.2));
+        let mut i = 0;
+        while i < raw.len() {
+            let rule_idx = raw[i].0;
+            let mut j = i;
+            while j < raw.len() && raw[j].0 == rule_idx {
+                j += 1;
+            }
+            let group = &raw[i..j];
+            i = j;
+            let Some(rule) = self.rules.get(rule_idx as usize) else {
+                continue;
+            };
+            if !self.applies(rule, source, has_payload) {
+                continue;
+            }
+            match rule.spec.kind {
+                RuleKind::Phrase => {
+                    for &(_, _, s, e) in group.iter().take(4) {
+                        push_hit(out, rule_idx, view, s, e);
+                    }
+                }
+                RuleKind::Proximity => proximity(rule_idx, rule, group, view, out),
+                RuleKind::Regex => {
+                    if view.folded {
+                        continue;
+                    }
+                    if let Some(re) = &rule.regex {
+                        if rule.spec.on_original {
+                            if let Some(orig) = original {
+                                for m in re.find_iter(orig).take(4) {
+                                    out.push(Hit {
+                                        rule: rule_idx,
+                                        layer: view.layer,
+                                        start: m.start(),
+                                        end: m.end().max(m.start() + 1).min(orig.len()),
+                                    });
+                                }
+                            }
+                        } else {
+                            for m in re.find_iter(text).take(4) {
+                                if m.end() > m.start() {
+                                    push_hit(out, rule_idx, view, m.start(), m.end());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Regex rules without keywords run unconditionally.
+        if !view.folded {
+            for (idx, rule) in self.rules.iter().enumerate() {
+                if rule.spec.kind == RuleKind::Regex
+                    && rule.spec.keywords.is_empty()
+                    && self.applies(rule, source, has_payload)
+                {
+                    if let Some(re) = &rule.regex {
+                        let hay = if rule.spec.on_original {
+                            original
+                        } else {
+                            Some(text)
+                        };
+                        if let Some(hay) = hay {
+                            for m in re.find_iter(hay).take(4) {
+                                if m.end() <= m.start() {
+                                    continue;
+                                }
+                                if rule.spec.on_original {
+                                    out.push(Hit {
+                                        rule: idx as u32,
+                                        layer: view.layer,
+                                        start: m.start(),
+                                        end: m.end(),
+                                    });
+                                } else {
+                                    push_hit(out, idx as u32, view, m.start(), m.end());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn push_hit(out: &mut Vec<Hit>, rule: u32, view: &View, s: usize, e: usize) {
+    let (a, b) = view.original(s, e);
+    out.push(Hit {
+        rule,
+        layer: view.layer,
+        start: a,
+        end: b,
+    });
+}
+
+fn proximity(
+    rule_idx: u32,
+    rule: &CompiledRule,
+    group: &[(u32, Role, usize, usize)],
+    view: &View,
+    out: &mut Vec<Hit>,
+) {
+    let window = rule.spec.window.max(1);
+    let tok = |p: usize| view.token_index(p);
+    let objects: Vec<(usize, usize, usize)> = group
+        .iter()
+        .filter(|g| g.1 == Role::Object)
+        .map(|g| (tok(g.2), g.2, g.3))
+        .collect();
+    let scopes: Vec<(usize, usize, usize)> = group
+        .iter()
+        .filter(|g| g.1 == Role::Scope)
+        .map(|g| (tok(g.2), g.2, g.3))
+        .collect();
+    let mut fired = 0;
+    for v in group.iter().filter(|g| g.1 == Role::Verb) {
+        let tv = tok(v.2);
+        for &(to, os, oe) in &objects {
+            let forward = to > tv && to - tv <= window && os >= v.3;
+            let backward = rule.spec.any_order && tv > to && tv - to <= window && v.2 >= oe;
+            if !(forward || backward) {
+                continue;
+            }
+            // A proximity match never spans a sentence boundary.
+            let (ps, pe) = (v.2.min(os), v.3.max(oe));
+            if view.text[ps..pe].contains(['.', ';', '!', '?', '\n', '。', '！', '？', '؟', '।'])
+            {
+                continue;
+            }
+            let lo = tv.min(to);
+            let hi = tv.max(to);
+            let slack = (window / 2).max(2);
+            let scope = scopes.iter().find(|&&(ts, ss, se)| {
+                // Between the pair, shortly before it, or just after the object ("the rules above").
+                ts + slack >= lo
+                    && ts <= hi + 4
+                    && !(ss >= v.2 && se <= v.3)
+                    && !(ss >= os && se <= oe)
+            });
+            if rule.spec.require_scope && scope.is_none() {
+                continue;
+            }
+            let mut s = v.2.min(os);
+            let mut e = v.3.max(oe);
+            if let Some(&(_, ss, se)) = scope {
+                s = s.min(ss);
+                e = e.max(se);
+            }
+            push_hit(out, rule_idx, view, s, e);
+            fired += 1;
+            break;
+        }
+        if fired >= 4 {
+            break;
+        }
+    }
+}
+
+/// Wraps a text as the top-level input.
+pub(crate) fn top_input(text: &str) -> Input {
+    Input {
+        layer: "plain",
+        text: text.to_string(),
+        map: Map::Identity(0),
+        depth: 0,
+    }
+}
