@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 
@@ -143,3 +144,55 @@ def test_unknown_strategy_is_a_value_error(scanner: warden.Scanner, strategy: st
 def test_key_must_be_str_or_bytes(scanner: warden.Scanner, key: object) -> None:
     with pytest.raises(TypeError):
         scanner.redact("x", key=key)  # type: ignore[arg-type]
+
+
+MESSAGES: list[dict[str, Any]] = [
+    {"role": "system", "content": "You are a support agent."},
+    {"role": "user", "content": f"I am {EMAIL} 👋, my ssn is {SSN}"},
+    {
+        "role": "assistant",
+        "tool_calls": [{"function": {"name": "lookup", "arguments": {"ssn": SSN, "n": 3, "ok": True}}}],
+    },
+]
+
+
+def test_scan_json_pointers_and_offsets(scanner: warden.Scanner) -> None:
+    found = scanner.scan_json(MESSAGES)
+    assert [(p, e.type) for p, e in found] == [
+        ("/1/content", "EMAIL"),
+        ("/1/content", "US_SSN"),
+        ("/2/tool_calls/0/function/arguments/ssn", "US_SSN"),
+    ]
+    content = MESSAGES[1]["content"]
+    assert isinstance(content, str)
+    for pointer, e in found[:2]:
+        assert content[e.start : e.end] == e.text
+
+
+def test_redact_json_round_trip(scanner: warden.Scanner) -> None:
+    r = scanner.redact_json(MESSAGES)
+    assert r.value[1]["content"] == "I am <EMAIL_1> 👋, my ssn is <US_SSN_1>"
+    assert r.value[2]["tool_calls"][0]["function"]["arguments"] == {"ssn": "<US_SSN_1>", "n": 3, "ok": True}
+    assert r.value[0] == MESSAGES[0]
+    assert EMAIL not in json.dumps(r.value) and SSN not in json.dumps(r.value)
+    assert r.vault.restore_value(r.value) == MESSAGES
+    assert MESSAGES[1]["content"] == f"I am {EMAIL} 👋, my ssn is {SSN}"  # input untouched
+    assert len(r.entities) == 3
+
+
+def test_redact_json_shares_a_vault_with_text(scanner: warden.Scanner) -> None:
+    vault = warden.Vault()
+    scanner.redact(f"first {SSN}", vault=vault)
+    r = scanner.redact_json({"note": f"again {SSN}"}, vault=vault)
+    assert r.value == {"note": "again <US_SSN_1>"}
+
+
+@pytest.mark.parametrize("value", [{1: "int key"}, {"x": object()}, [float("nan")]])
+def test_json_values_must_be_json(scanner: warden.Scanner, value: object) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        scanner.scan_json(value)
+
+
+def test_redaction_repeats_a_value_found_once(scanner: warden.Scanner) -> None:
+    r = scanner.redact_json({"ssn": SSN, "note": f"ref {SSN}"})
+    assert SSN not in json.dumps(r.value)

@@ -29,6 +29,7 @@ fn _warden(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<scanner::PyScanner>()?;
     m.add_class::<scanner::PyEntity>()?;
     m.add_class::<scanner::PyRedaction>()?;
+    m.add_class::<scanner::PyJsonRedaction>()?;
     m.add_class::<vault::PyVault>()?;
     m.add_class::<vault::PyStreamRestorer>()?;
     m.add_class::<injection::PyInjectionDetector>()?;

@@ -7,7 +7,9 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyDict, PyList, PyString};
 use rayon::prelude::*;
-use warden_core::{ErrorKind, Finding, RedactConfig, ScanConfig, Strategy};
+use serde_json::Value;
+use warden_core::json::{redact_json, scan_json, JsonFinding};
+use warden_core::{ErrorKind, Finding, RedactConfig, Redactor, ScanConfig, Strategy};
 
 use crate::errors::{shield, Family, InternalError};
 use crate::offsets::CodePoints;
@@ -179,6 +181,35 @@ impl PyRedaction {
     }
 }
 
+/// The result of :meth:`Scanner.redact_json`.
+#[pyclass(frozen, module = "warden._warden", name = "JsonRedaction")]
+pub struct PyJsonRedaction {
+    /// The redacted copy of the value.
+    #[pyo3(get)]
+    value: PyObject,
+    /// The vault holding the placeholders.
+    #[pyo3(get)]
+    vault: Py<PyVault>,
+    entities: Py<PyList>,
+}
+
+#[pymethods]
+impl PyJsonRedaction {
+    /// ``(pointer, entity)`` pairs of what was redacted, in document order.
+    #[getter]
+    fn entities<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
+        self.entities.bind(py).clone()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "JsonRedaction(entities={}, vault={})",
+            self.entities.bind(py).len(),
+            self.vault.get().repr()
+        )
+    }
+}
+
 /// Finds PII and secrets in text: e-mail addresses, phone numbers, card
 /// numbers, IBANs, API keys, private keys and more, from pattern packs.
 ///
@@ -207,6 +238,9 @@ impl PyRedaction {
 pub struct PyScanner {
     inner: warden_core::Scanner,
     redact: RedactConfig,
+    /// For `redact()` without strategy or key: built once, so `hash` tokens
+    /// (keyed by a per-process random key) are stable for this scanner.
+    default_redactor: Redactor,
 }
 
 fn paths(packs: &Bound<'_, PyAny>) -> PyResult<Vec<PathBuf>> {
@@ -258,7 +292,70 @@ fn parse_strategy(s: &str) -> PyResult<Strategy> {
         .map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
+/// Entities of a JSON walk, each converted against the string it was found in.
+fn json_entities(
+    value: &Value,
+    found: Vec<JsonFinding>,
+) -> Result<Vec<(String, PyEntity)>, &'static str> {
+    let mut out = Vec::with_capacity(found.len());
+    // Findings of one string arrive together; convert each group in one pass.
+    let mut i = 0;
+    while i < found.len() {
+        let pointer = found[i].pointer.clone();
+        let mut j = i;
+        while j < found.len() && found[j].pointer == pointer {
+            j += 1;
+        }
+        let text = value
+            .pointer(&pointer)
+            .and_then(Value::as_str)
+            .ok_or("span outside the text")?;
+        let group: Vec<Finding> = found[i..j].iter().map(|f| f.finding.clone()).collect();
+        for e in PyEntity::convert(text, group)? {
+            out.push((pointer.clone(), e));
+        }
+        i = j;
+    }
+    Ok(out)
+}
+
 impl PyScanner {
+    /// The redactor for one `redact` call, and the vault it writes to.
+    fn redactor_and_vault(
+        &self,
+        py: Python<'_>,
+        strategy: Option<&str>,
+        key: Option<&Bound<'_, PyAny>>,
+        vault: Option<Py<PyVault>>,
+    ) -> PyResult<(Redactor, Py<PyVault>)> {
+        let key = key.map(key_bytes).transpose()?;
+        let redactor = match (strategy, &key) {
+            (None, None) => self.default_redactor.clone(),
+            _ => {
+                let cfg = match strategy {
+                    None => self.redact.clone(),
+                    Some(s) => RedactConfig {
+                        default: parse_strategy(s)?,
+                        per_entity: Default::default(),
+                        mask_keep_last: self.redact.mask_keep_last,
+                    },
+                };
+                Redactor::new(self.inner.clone(), cfg, key.clone())
+            }
+        };
+        let vault = match vault {
+            Some(v) => v,
+            None => {
+                let v = match &key {
+                    Some(k) => warden_core::Vault::with_key(k),
+                    None => warden_core::Vault::new(),
+                };
+                Py::new(py, PyVault::from_core(v))?
+            }
+        };
+        Ok((redactor, vault))
+    }
+
     fn entities(&self, py: Python<'_>, text: &str) -> PyResult<Vec<PyEntity>> {
         py.allow_threads(|| {
             shield(|| PyEntity::convert(text, self.inner.scan(text)))?.map_err(bad_span)
@@ -308,7 +405,12 @@ impl PyScanner {
             })
         })?;
         let inner = built.map_err(|e| core_err(py, &e, Family::Pattern))?;
-        Ok(PyScanner { inner, redact })
+        let default_redactor = Redactor::new(inner.clone(), redact.clone(), None);
+        Ok(PyScanner {
+            inner,
+            redact,
+            default_redactor,
+        })
     }
 
     /// Number of compiled rules.
@@ -378,40 +480,81 @@ impl PyScanner {
         key: Option<&Bound<'_, PyAny>>,
         vault: Option<Py<PyVault>>,
     ) -> PyResult<PyRedaction> {
-        let cfg = match strategy {
-            None => self.redact.clone(),
-            Some(s) => RedactConfig {
-                default: parse_strategy(s)?,
-                per_entity: Default::default(),
-                mask_keep_last: self.redact.mask_keep_last,
-            },
-        };
-        let key = key.map(key_bytes).transpose()?;
-        let vault = match vault {
-            Some(v) => v,
-            None => {
-                let v = match &key {
-                    Some(k) => warden_core::Vault::with_key(k),
-                    None => warden_core::Vault::new(),
-                };
-                Py::new(py, PyVault::from_core(v))?
-            }
-        };
+        let (redactor, vault) = self.redactor_and_vault(py, strategy, key, vault)?;
         let (redacted, entities) = {
             let pv = vault.get();
             py.allow_threads(|| {
                 shield(|| {
-                    let findings = self.inner.scan(&text);
-                    let redacted = pv.with_mut(|v| {
-                        warden_core::redact_findings(&text, &findings, &cfg, key.as_deref(), v)
-                    });
-                    (redacted, PyEntity::convert(&text, findings))
+                    let r = pv.with_mut(|v| redactor.redact(&text, v));
+                    let entities = PyEntity::convert(&text, r.findings);
+                    (r.text, entities)
                 })
             })?
         };
         let entities = entities.map_err(bad_span)?;
         Ok(PyRedaction {
             text: redacted,
+            vault,
+            entities: PyList::new(py, entities)?.unbind(),
+        })
+    }
+
+    /// Scans every string in a JSON-like value (dicts, lists, str, numbers,
+    /// bool, None), such as a list of chat messages or a tool call's
+    /// arguments. Each string is scanned with its nearest dict key as context
+    /// (a string under ``"ssn"`` reads as an SSN); keys themselves are
+    /// structure and are not scanned.
+    ///
+    /// Returns:
+    ///     ``(pointer, entity)`` pairs in document order; ``pointer`` is the
+    ///     RFC 6901 JSON Pointer of the string (``"/messages/0/content"``)
+    ///     and the entity's offsets index that string.
+    fn scan_json(
+        &self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<(String, PyEntity)>> {
+        let value = pyjson::to_json(value)?;
+        let found =
+            py.allow_threads(|| shield(|| json_entities(&value, scan_json(&self.inner, &value))))?;
+        found.map_err(bad_span)
+    }
+
+    /// Redacts every string in a JSON-like value, returning a redacted copy
+    /// with the same structure (the input is not modified). A value found in
+    /// one string is also redacted wherever else it appears in the document.
+    ///
+    /// Takes the same ``strategy``, ``key`` and ``vault`` arguments as
+    /// :meth:`redact`; restore with :meth:`Vault.restore_value`.
+    ///
+    /// Returns:
+    ///     JsonRedaction: ``.value`` (the redacted copy), ``.vault`` and
+    ///     ``.entities`` (``(pointer, entity)`` pairs, offsets into the
+    ///     original strings).
+    #[pyo3(signature = (value, strategy=None, key=None, vault=None))]
+    fn redact_json(
+        &self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+        strategy: Option<&str>,
+        key: Option<&Bound<'_, PyAny>>,
+        vault: Option<Py<PyVault>>,
+    ) -> PyResult<PyJsonRedaction> {
+        let original = pyjson::to_json(value)?;
+        let (redactor, vault) = self.redactor_and_vault(py, strategy, key, vault)?;
+        let (redacted, entities) = {
+            let pv = vault.get();
+            py.allow_threads(|| {
+                shield(|| {
+                    let mut redacted = original.clone();
+                    let found = pv.with_mut(|v| redact_json(&redactor, &mut redacted, v));
+                    (redacted, json_entities(&original, found))
+                })
+            })?
+        };
+        let entities = entities.map_err(bad_span)?;
+        Ok(PyJsonRedaction {
+            value: pyjson::to_py(py, &redacted)?.unbind(),
             vault,
             entities: PyList::new(py, entities)?.unbind(),
         })

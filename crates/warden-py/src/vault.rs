@@ -98,6 +98,20 @@ impl PyVault {
         py.allow_threads(|| shield(|| vault.restore_json(&text)))
     }
 
+    /// Returns a copy of a JSON-like value (dicts, lists, str, ...) with the
+    /// originals put back into every string, e.g. a model's tool-call
+    /// arguments after :meth:`Scanner.redact_json`.
+    fn restore_value<'py>(
+        &self,
+        py: Python<'py>,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut v = crate::pyjson::to_json(value)?;
+        let vault = self.snapshot();
+        py.allow_threads(|| shield(|| warden_core::json::restore_json_value(&vault, &mut v)))?;
+        crate::pyjson::to_py(py, &v)
+    }
+
     /// The original value behind ``token``, or ``None``.
     fn get(&self, token: &str) -> Option<String> {
         self.snapshot().get(token).map(str::to_owned)
