@@ -151,9 +151,9 @@ impl Corpus {
     /// [`Error::Io`] when the file cannot be read, [`Error::Record`] (with the
     /// line number) for the first malformed record.
     pub fn load(path: &Path) -> Result<Corpus, Error> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        let bytes = std::fs::read(path).map_err(|error| Error::Io {
             file: path.to_path_buf(),
-            source,
+            error,
         })?;
         let text = String::from_utf8(bytes).map_err(|e| {
             let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];

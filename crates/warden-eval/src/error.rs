@@ -18,13 +18,14 @@ pub enum Error {
         reason: String,
     },
     /// A file could not be read or written.
-    #[error("{}: {source}", file.display())]
+    // The io::Error is in the message rather than `source()`, so that
+    // `anyhow`'s `{:#}` does not print it twice.
+    #[error("{}: {error}", file.display())]
     Io {
         /// The file concerned.
         file: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A stored report (baseline) could not be parsed.
     #[error("{}: not a warden eval report: {reason}", file.display())]

@@ -151,9 +151,9 @@ impl Report {
     /// # Errors
     /// [`Error::Io`] or [`Error::Baseline`].
     pub fn load(path: &Path) -> Result<Report, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
             file: path.to_path_buf(),
-            source,
+            error,
         })?;
         let report: Report = serde_json::from_str(&text).map_err(|e| Error::Baseline {
             file: path.to_path_buf(),
@@ -183,9 +183,9 @@ impl Report {
     /// # Errors
     /// [`Error::Io`].
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        std::fs::write(path, self.to_json()).map_err(|source| Error::Io {
+        std::fs::write(path, self.to_json()).map_err(|error| Error::Io {
             file: path.to_path_buf(),
-            source,
+            error,
         })
     }
 
@@ -243,7 +243,7 @@ impl Report {
             );
             let _ = writeln!(
                 out,
-                "{:<34} {:>5} {:>5} {:>5} | {:>6} {:>6} {:>6} {:>6} | {:>7} {:>7}",
+                "{:<36} {:>5} {:>5} {:>5} | {:>6} {:>6} {:>6} {:>6} | {:>7} {:>7}",
                 "slice", "n", "pos", "neg", "TPR", "FPR", "P", "F1", "TPR@1%", "TPR@5%"
             );
             let mut rows: Vec<_> = inj.slices.get_key_value("all").into_iter().collect();
@@ -251,7 +251,7 @@ impl Report {
             for (name, r) in rows {
                 let _ = writeln!(
                     out,
-                    "{:<34} {:>5} {:>5} {:>5} | {} {} {} {} | {:>7} {:>7}",
+                    "{:<36} {:>5} {:>5} {:>5} | {} {} {} {} | {:>7} {:>7}",
                     name,
                     r.records,
                     r.positives,
