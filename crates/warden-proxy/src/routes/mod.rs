@@ -124,6 +124,13 @@ impl Finisher {
             })
             .unwrap_or_default();
         rec["tool_calls"] = json!(tools);
+        let output = self
+            .tools
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().map(|c| c.output_findings()))
+            .unwrap_or_default();
+        rec["output_findings"] = json!(output);
         rec["status"] = json!(status);
         rec["outcome"] = json!(outcome);
         rec["upstream_ms"] = json!(upstream_ms);
@@ -315,6 +322,7 @@ async fn proxy_inner(
         api,
         vault: vault.clone(),
         tools: Mutex::new(Vec::new()),
+        output: Mutex::new(String::new()),
     });
     if let Ok(mut t) = finisher.tools.lock() {
         *t = Some(ctx.clone());
@@ -645,7 +653,7 @@ fn stream_body(
 ) -> Body {
     let max = ctx.state.cfg.limits.max_stream_buffer_bytes;
     let st = StreamState {
-        t: Transformer::new(ctx.clone(), max),
+        t: Transformer::new(ctx.clone(), ctx.state.cfg.limits.max_tool_call_bytes),
         ctx,
         finisher,
         upstream: resp.bytes_stream().boxed(),
