@@ -56,26 +56,23 @@ impl PgStore {
         }
         self.initialised
             .get_or_try_init(|| async {
+                // Several processes may start at once: IF NOT EXISTS alone races in the
+                // catalog, so creation is serialised by a transaction-scoped advisory lock.
+                let c0 = postgres_connect(&self.url, None, Duration::from_secs(5), false)
+                    .await
+                    .map_err(state_err)?;
+                let mut script = String::from("BEGIN; SELECT pg_advisory_xact_lock(7355608001); ");
                 if let Some(s) = &self.schema {
-                    // The schema must exist before search_path can point at it.
-                    let c0 = postgres_connect(&self.url, None, Duration::from_secs(5), false)
-                        .await
-                        .map_err(state_err)?;
-                    c0.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{s}\""))
-                        .await
-                        .map_err(pg_err)?;
+                    script.push_str(&format!(
+                        "CREATE SCHEMA IF NOT EXISTS \"{s}\"; SET LOCAL search_path TO \"{s}\"; "
+                    ));
                 }
-                let c1 = postgres_connect(
-                    &self.url,
-                    self.schema.as_deref(),
-                    Duration::from_secs(5),
-                    false,
-                )
-                .await
-                .map_err(state_err)?;
                 for stmt in SCHEMA {
-                    c1.batch_execute(stmt).await.map_err(pg_err)?;
+                    script.push_str(stmt);
+                    script.push_str("; ");
                 }
+                script.push_str("COMMIT;");
+                c0.batch_execute(&script).await.map_err(pg_err)?;
                 Ok::<(), Error>(())
             })
             .await?;
