@@ -4,7 +4,9 @@
 //!
 //! * PII: `{"id", "text", "spans": [{"start", "end", "type"}]}` with `start`/`end`
 //!   in Unicode code points (Python `str` indices), end exclusive.
-//! * Injection: `{"id"?, "text", "label": 0|1, "source"?, "role"?, "lang"?}`.
+//! * Injection: `{"id"?, "text", "label": 0|1, "source"?, "role"?, "lang"?, "tags"?}`;
+//!   `tags` is a list of strings, each its own report slice (e.g. the
+//!   obfuscation a record uses).
 //!   `role` (or, failing that, a `source` that names a role) is the channel the
 //!   detector is told the text came from; without either it is `user`.
 //!
@@ -103,6 +105,8 @@ pub struct InjectionRecord {
     pub source: Option<String>,
     /// Language code, if any (a slice).
     pub lang: Option<String>,
+    /// Extra slice names (`tags`), e.g. `zero_width`.
+    pub tags: Vec<String>,
 }
 
 /// A record of either kind.
@@ -253,6 +257,17 @@ fn parse_record(raw: &str, stem: &str) -> Result<Record, String> {
                     .unwrap_or(Role::User),
             };
             let lang = opt_str("lang")?;
+            let tags = match obj.get("tags") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|v| match v {
+                        Value::String(s) if !s.is_empty() => Ok(s.clone()),
+                        _ => Err("`tags` must be a list of non-empty strings".to_string()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+                Some(_) => return Err("`tags` must be a list of non-empty strings".into()),
+            };
             let id = id.unwrap_or_else(|| {
                 let digest = hex::encode(Sha256::digest(text.as_bytes()));
                 format!("{stem}:{}", &digest[..12])
@@ -264,6 +279,7 @@ fn parse_record(raw: &str, stem: &str) -> Result<Record, String> {
                 role,
                 source,
                 lang,
+                tags,
             }))
         }
         (None, None) => Err("neither `spans` (PII record) nor `label` (injection record)".into()),
@@ -365,6 +381,8 @@ mod tests {
             (r#"{"text":"secret 123","label":1,"spans":[]}"#, "both"),
             (r#"{"text":"secret 123", oops}"#, "invalid JSON"),
             (r#"["secret 123"]"#, "not a JSON object"),
+            (r#"{"text":"secret 123","label":1,"tags":"x"}"#, "`tags`"),
+            (r#"{"text":"secret 123","label":1,"tags":[1]}"#, "`tags`"),
         ];
         for (src, want) in cases {
             let err = parse(&format!("\n\n{src}")).unwrap_err().to_string();

@@ -296,6 +296,7 @@ fn slices_of(r: &InjectionRecord) -> Vec<String> {
     if let Some(lang) = &r.lang {
         s.push(format!("lang={lang}"));
     }
+    s.extend(r.tags.iter().map(|t| format!("tag={t}")));
     s
 }
 
@@ -565,7 +566,7 @@ mod tests {
         assert!(compare(&back, &good, 0.0).passed());
     }
 
-    const INJ: &str = r#"{"id":"a","text":"x score=0.9","label":1,"source":"s1","lang":"en"}
+    const INJ: &str = r#"{"id":"a","text":"x score=0.9","label":1,"source":"s1","lang":"en","tags":["t1"]}
 {"id":"b","text":"x score=0.7","label":1,"source":"s1","lang":"de"}
 {"id":"c","text":"x score=0.3","label":1,"source":"s2","role":"document"}
 {"id":"d","text":"x score=0.6","label":0,"source":"s2","role":"system"}
@@ -595,6 +596,7 @@ mod tests {
         assert_eq!(m("injection.source=s1.fpr"), None, "no negatives, no FPR");
         assert_eq!(m("injection.role=system.fpr"), Some(100.0));
         assert_eq!(m("injection.lang=de.tpr"), Some(100.0));
+        assert_eq!(m("injection.tag=t1.tpr"), Some(100.0));
         // 3 negatives: 1% and 5% FPR allow none above the threshold 0.6.
         let inj = r.injection.as_ref().unwrap();
         assert_eq!(inj.threshold_fpr1, Some(0.6));

@@ -105,8 +105,12 @@ def main():
     rows = []
 
     def add(id_, text, label, lang, source, role="user", subset=""):
-        rows.append({"id": id_, "text": text, "label": label, "source": source, "role": role, "lang": lang,
-                     "subset": subset})
+        row = {"id": id_, "text": text, "label": label, "source": source, "role": role, "lang": lang,
+               "subset": subset}
+        if source == "warden_obfuscated":
+            # One report slice per obfuscation technique (`tag=...` in warden eval).
+            row["tags"] = [subset]
+        rows.append(row)
 
     for lang, (attacks, benign) in TEXTS.items():
         for i, t in enumerate(attacks):
