@@ -337,3 +337,36 @@ tools = []
         .block_on(Policy::lint(warden_policy::DEMO_POLICY, None, env.opts()))
         .is_empty());
 }
+
+#[test]
+fn postgres_slow_query_times_out_as_error() {
+    let rt = rt();
+    let Some(env) = PgEnv::new(&rt) else { return };
+    let src = r#"
+[ledger]
+timeout_ms = 100
+[ledger.queries.slow]
+returns = "string"
+sql = "SELECT status FROM orders, pg_sleep(5) WHERE id = $1"
+[roles.r]
+tools = ["lookup"]
+[tools.lookup]
+args.order_id = { type = "string" }
+[[tools.lookup.rules]]
+id = "known"
+expr = "ledger.slow(order_id) != ''"
+message = "no such order"
+"#;
+    let p =
+        Policy::from_source(src, "<pg test>", None, env.opts()).unwrap_or_else(|e| panic!("{e}"));
+    let started = std::time::Instant::now();
+    let v = rt.block_on(p.evaluate(
+        &Principal::new("x", "r"),
+        &call(json!({"name": "lookup", "arguments": {"order_id": "ord_1001"}})),
+    ));
+    assert_eq!(v.verdict, Decision::Error, "{v:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "statement_timeout did not fire"
+    );
+}

@@ -352,3 +352,23 @@ fn bad_toml_is_reported_with_a_line() {
     .unwrap_err();
     assert!(err.to_string().contains("surprise"), "{err}");
 }
+
+#[test]
+fn slow_ledger_query_times_out_as_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // A recursive CTE that would count to a billion: interrupted by the progress handler.
+    let src = LOOSE.replace("url = \"builtin:demo\"", "url = \"builtin:demo\"\ntimeout_ms = 50").replace(
+        "sql = \"SELECT status FROM orders WHERE id = $1\"",
+        "sql = \"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) SELECT status FROM orders WHERE id = $1 AND (SELECT MAX(i) FROM n) > 0\"",
+    );
+    let p = common::policy(&src, dir.path());
+    let rt = rt();
+    let started = std::time::Instant::now();
+    let v = rt.block_on(p.evaluate(
+        &agent("a"),
+        &call(json!({"name": "lookup_order", "arguments": {"order_id": "ord_1001"}})),
+    ));
+    assert_eq!(v.verdict, Decision::Error, "{v:?}");
+    assert!(v.messages[0].contains("timed out"), "{v:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
