@@ -282,3 +282,40 @@ fn fmt_thr(v: Option<f32>) -> String {
         None => "-inf".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_rejects_other_files_and_versions() {
+        let dir = std::env::temp_dir().join(format!("warden-eval-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("b.json");
+        let report = Report {
+            version: REPORT_VERSION,
+            corpora: vec![],
+            pii: None,
+            injection: None,
+            metrics: BTreeMap::new(),
+        };
+        report.save(&path).unwrap();
+        assert_eq!(Report::load(&path).unwrap(), report);
+        std::fs::write(
+            &path,
+            report
+                .to_json()
+                .replace("\"version\": 1", "\"version\": 99"),
+        )
+        .unwrap();
+        let err = Report::load(&path).unwrap_err().to_string();
+        assert!(err.contains("version 99"), "{err}");
+        std::fs::write(&path, "{\"pii\": 3}").unwrap();
+        assert!(matches!(Report::load(&path), Err(Error::Baseline { .. })));
+        assert!(matches!(
+            Report::load(&dir.join("none.json")),
+            Err(Error::Io { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
