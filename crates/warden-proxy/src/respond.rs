@@ -24,6 +24,9 @@ pub struct ToolRecord {
     /// Approval request id, for `needs_approval`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_id: Option<String>,
+    /// Hold placed for an allowed money call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_id: Option<String>,
 }
 
 /// Per-request context shared by the response paths.
@@ -166,6 +169,7 @@ impl ReqCtx {
                 verdict: verdict.verdict.clone(),
                 rules: verdict.rules.clone(),
                 approval_id: verdict.approval_id.clone(),
+                hold_id: verdict.hold_id.clone(),
             });
         }
     }

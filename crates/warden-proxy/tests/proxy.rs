@@ -1539,3 +1539,96 @@ async fn redis_going_away_fails_closed() {
     p.run.stop().await;
     v.stop().await;
 }
+
+#[tokio::test]
+async fn read_timeout_mid_stream_ends_the_stream_with_an_error() {
+    let (_vendor, v) = start_vendor().await;
+    let p = start_proxy(&v, |_| {}).await;
+    let body = post(&p.url("/v1/chat/completions"), json!({"model": "stall", "stream": true, "messages": [{"role": "user", "content": "tell me a story"}]}))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let events = sse_events(&body);
+    assert!(events.len() > 2, "the first half was relayed: {body}");
+    assert!(
+        events.last().unwrap().1.contains("upstream_stream_broken"),
+        "{body}"
+    );
+    assert!(!body.contains("[DONE]"));
+    p.run.stop().await;
+    v.stop().await;
+}
+
+#[tokio::test]
+async fn needs_approval_then_approved_by_an_approver() {
+    use sha2::Digest;
+    let (_vendor, v) = start_vendor().await;
+    let key = |k: &str, name: &str, role: &str| warden_proxy::config::ApiKeyConfig {
+        name: name.into(),
+        sha256: hex::encode(sha2::Sha256::digest(k.as_bytes())),
+        roles: vec![role.into()],
+        mfa: false,
+    };
+    let p = start_proxy(&v, |c| {
+        c.auth
+            .api_keys
+            .push(key("agent-key", "agent-1", "support_agent"));
+        c.auth.api_keys.push(key("boss-key", "boss", "approver"));
+    })
+    .await;
+    let call = tool_text(
+        "issue_refund",
+        json!({"order_id": "ord_7001", "amount": "600.00", "currency": "USD"}),
+    );
+    let ask = || async {
+        let r = client()
+            .post(p.url("/v1/chat/completions"))
+            .bearer_auth("agent-key")
+            .json(&json!({"model": "tool", "messages": [{"role": "user", "content": call}]}))
+            .send()
+            .await
+            .unwrap();
+        r.json::<Value>().await.unwrap()
+    };
+    let b = ask().await;
+    let text = b["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(text.contains("(needs_approval)"), "{b}");
+    let id = text
+        .split("Approval request: ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('.')
+        .to_string();
+    let decide = |who: &'static str| {
+        let url = p.url(&format!("/v1/guard/approvals/{id}"));
+        async move {
+            client()
+                .post(url)
+                .bearer_auth(who)
+                .json(&json!({"decision": "approve"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        decide("agent-key").await.status(),
+        403,
+        "agents cannot approve"
+    );
+    let r = decide("boss-key").await;
+    assert_eq!(r.status(), 200);
+    let a: Value = r.json().await.unwrap();
+    assert!(a.get("args").is_none(), "approval arguments are not echoed");
+    let b = ask().await;
+    assert_eq!(
+        b["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "issue_refund",
+        "{b}"
+    );
+    p.run.stop().await;
+    v.stop().await;
+}

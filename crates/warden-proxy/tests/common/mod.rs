@@ -8,6 +8,7 @@
 //!   (two calls if the text is a JSON array);
 //! - `slow`: waits 3 s before answering (upstream timeout tests);
 //! - `broken`: streams a little, then drops the connection;
+//! - `stall`: streams half, then goes silent for 3 s (read timeout mid-stream);
 //! - `error500`: answers 500 with a vendor error;
 //! - `thinking`: Anthropic reply with a signed thinking block before the text.
 //!
@@ -136,6 +137,26 @@ fn chunked(events: Vec<String>, broken: bool) -> Body {
     Body::from_stream(futures::stream::iter(pieces))
 }
 
+/// Sends half the events, then goes silent for 3 s (a vendor that hangs mid-stream).
+fn stalled(events: Vec<String>) -> Body {
+    let half = events.len() / 2;
+    let (a, b) = (events[..half].concat(), events[half..].concat());
+    let s = futures::stream::unfold(0u8, move |step| {
+        let (a, b) = (a.clone(), b.clone());
+        async move {
+            match step {
+                0 => Some((Ok::<Bytes, std::io::Error>(Bytes::from(a)), 1)),
+                1 => {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    Some((Ok(Bytes::from(b)), 2))
+                }
+                _ => None,
+            }
+        }
+    });
+    Body::from_stream(s)
+}
+
 fn sse(data: &Value) -> String {
     format!("data: {}\n\n", serde_json::to_string(data).unwrap())
 }
@@ -206,11 +227,16 @@ async fn handle(
     }
     let text = last_user_text(&path, &body);
     let broken = model == "broken";
+    let stall = model == "stall";
     let sse_resp = |events: Vec<String>| {
         Response::builder()
             .header("content-type", "text/event-stream")
             .header("x-request-id", "vendor-req-1")
-            .body(chunked(events, broken))
+            .body(if stall {
+                stalled(events)
+            } else {
+                chunked(events, broken)
+            })
             .unwrap()
     };
     if path.ends_with("/embeddings") {
