@@ -37,7 +37,8 @@ impl EngineArgs {
         let Some(path) = &self.config else {
             return Ok(FileConfig::default());
         };
-        let src = fs::read_to_string(path).with_context(|| format!("{}: cannot read config", path.display()))?;
+        let src = fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read config", path.display()))?;
         toml::from_str(&src).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))
     }
 
@@ -54,7 +55,9 @@ impl EngineArgs {
     /// Builds the injection detector (its rules come from `DIR/injection` when `--packs` is given).
     pub fn detector(&self, cfg: &FileConfig) -> Result<Detector> {
         let d = match &self.packs {
-            Some(dir) if dir.join("injection").is_dir() => Detector::from_dir(&dir.join("injection"))?,
+            Some(dir) if dir.join("injection").is_dir() => {
+                Detector::from_dir(&dir.join("injection"))?
+            }
             _ => Detector::builtin()?,
         };
         Ok(d.with_config(cfg.injection.clone()))
@@ -81,7 +84,9 @@ pub fn read_bytes(path: Option<&Path>) -> Result<Vec<u8>> {
 
 fn read_stdin() -> Result<Vec<u8>> {
     let mut buf = Vec::new();
-    io::stdin().read_to_end(&mut buf).context("stdin: cannot read")?;
+    io::stdin()
+        .read_to_end(&mut buf)
+        .context("stdin: cannot read")?;
     Ok(buf)
 }
 

@@ -11,7 +11,11 @@ mod cmd;
 mod input;
 
 #[derive(Parser)]
-#[command(name = "warden", version, about = "LLM guardrail: find and redact PII, secrets and prompt injection; validate tool calls; guard proxy")]
+#[command(
+    name = "warden",
+    version,
+    about = "LLM guardrail: find and redact PII, secrets and prompt injection; validate tool calls; guard proxy"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,7 +52,9 @@ fn main() -> ExitCode {
             // clap prints help/version to stdout with exit 0; usage errors exit 2.
             let _ = e.print();
             return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
                 _ => ExitCode::from(2),
             };
         }

@@ -35,9 +35,14 @@ pub struct Args {
 /// Reads the HMAC key from `--key-file` or `WARDEN_REDACT_KEY`.
 fn key(args: &Args) -> Result<Option<Vec<u8>>> {
     if let Some(path) = &args.key_file {
-        let raw = fs::read(path).with_context(|| format!("{}: cannot read key file", path.display()))?;
+        let raw =
+            fs::read(path).with_context(|| format!("{}: cannot read key file", path.display()))?;
         let key = raw.trim_ascii().to_vec();
-        anyhow::ensure!(key.len() >= 16, "{}: key must be at least 16 bytes", path.display());
+        anyhow::ensure!(
+            key.len() >= 16,
+            "{}: key must be at least 16 bytes",
+            path.display()
+        );
         return Ok(Some(key));
     }
     match std::env::var("WARDEN_REDACT_KEY") {
@@ -70,7 +75,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut w = stdout.lock();
     if args.json {
         let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            anyhow::anyhow!("{}: invalid JSON at line {} column {}", input::display(args.file.as_deref()), e.line(), e.column())
+            anyhow::anyhow!(
+                "{}: invalid JSON at line {} column {}",
+                input::display(args.file.as_deref()),
+                e.line(),
+                e.column()
+            )
         })?;
         json::redact_json(&redactor, &mut value, &mut vault);
         serde_json::to_writer(&mut w, &value)?;

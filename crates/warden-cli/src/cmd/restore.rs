@@ -25,15 +25,27 @@ pub struct Args {
 
 /// Restores; exit 0.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let raw = fs::read(&args.vault).with_context(|| format!("{}: cannot read vault", args.vault.display()))?;
-    let vault: Vault = serde_json::from_slice(&raw)
-        .map_err(|e| anyhow::anyhow!("{}: not a Warden vault (line {} column {})", args.vault.display(), e.line(), e.column()))?;
+    let raw = fs::read(&args.vault)
+        .with_context(|| format!("{}: cannot read vault", args.vault.display()))?;
+    let vault: Vault = serde_json::from_slice(&raw).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not a Warden vault (line {} column {})",
+            args.vault.display(),
+            e.line(),
+            e.column()
+        )
+    })?;
     let text = input::read_text(args.file.as_deref())?;
     let stdout = io::stdout();
     let mut w = stdout.lock();
     if args.json {
         let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            anyhow::anyhow!("{}: invalid JSON at line {} column {}", input::display(args.file.as_deref()), e.line(), e.column())
+            anyhow::anyhow!(
+                "{}: invalid JSON at line {} column {}",
+                input::display(args.file.as_deref()),
+                e.line(),
+                e.column()
+            )
         })?;
         json::restore_json_value(&vault, &mut value);
         serde_json::to_writer(&mut w, &value)?;

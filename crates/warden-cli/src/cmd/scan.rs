@@ -41,7 +41,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let cfg = args.engine.file_config()?;
     let engines = Engines {
         scanner: args.engine.scanner(&cfg)?,
-        detector: if args.no_injection { None } else { Some(args.engine.detector(&cfg)?) },
+        detector: if args.no_injection {
+            None
+        } else {
+            Some(args.engine.detector(&cfg)?)
+        },
     };
     if args.jsonl {
         return scan_jsonl(&engines, &args);
@@ -52,7 +56,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut w = stdout.lock();
     serde_json::to_writer(&mut w, &out)?;
     writeln!(w)?;
-    Ok(if hit { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if hit {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Scans one text into the output object; the bool says whether anything was found.
@@ -128,7 +136,9 @@ const BATCH_BYTES: usize = 8 << 20;
 fn scan_jsonl(engines: &Engines, args: &Args) -> Result<ExitCode> {
     let reader: Box<dyn BufRead> = match args.file.as_deref() {
         None => Box::new(BufReader::with_capacity(1 << 20, io::stdin())),
-        Some(p) if p == std::path::Path::new("-") => Box::new(BufReader::with_capacity(1 << 20, io::stdin())),
+        Some(p) if p == std::path::Path::new("-") => {
+            Box::new(BufReader::with_capacity(1 << 20, io::stdin()))
+        }
         Some(p) => Box::new(BufReader::with_capacity(
             1 << 20,
             std::fs::File::open(p).with_context(|| format!("{}: cannot open", p.display()))?,
@@ -148,7 +158,8 @@ fn scan_jsonl(engines: &Engines, args: &Args) -> Result<ExitCode> {
             match lines.next() {
                 Some(line) => {
                     line_no += 1;
-                    let line = line.with_context(|| format!("{name}: read error at line {line_no}"))?;
+                    let line =
+                        line.with_context(|| format!("{name}: read error at line {line_no}"))?;
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
@@ -187,7 +198,12 @@ fn scan_jsonl(engines: &Engines, args: &Args) -> Result<ExitCode> {
 
 /// One input line to one output line. A bad line yields `{"line":N,"error":...}` (never its text)
 /// so the output stays aligned with the input.
-fn scan_line(engines: &Engines, default_source: Source, no: usize, line: &[u8]) -> (Vec<u8>, bool, Option<String>) {
+fn scan_line(
+    engines: &Engines,
+    default_source: Source,
+    no: usize,
+    line: &[u8],
+) -> (Vec<u8>, bool, Option<String>) {
     let fail = |msg: String| {
         let out = serde_json::to_vec(&json!({"line": no, "error": msg})).unwrap_or_default();
         (out, false, Some(format!("{no}: {msg}")))
@@ -203,7 +219,9 @@ fn scan_line(engines: &Engines, default_source: Source, no: usize, line: &[u8]) 
         None => default_source,
         Some(s) => match s.parse() {
             Ok(s) => s,
-            Err(_) => return fail("unknown \"source\" (expected user, system, tool or document)".into()),
+            Err(_) => {
+                return fail("unknown \"source\" (expected user, system, tool or document)".into())
+            }
         },
     };
     let (body, hit) = scan_one(engines, text, source);

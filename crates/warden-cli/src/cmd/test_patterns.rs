@@ -19,11 +19,18 @@ pub struct Args {
 /// Exit 0 when every example behaves, 1 when any fails, 2 when a pack does not load.
 pub fn run(args: Args) -> Result<ExitCode> {
     let (core_packs, inj_packs) = match &args.dir {
-        None => (warden_core::pack::builtin_packs()?, warden_injection::builtin_packs()?),
+        None => (
+            warden_core::pack::builtin_packs()?,
+            warden_injection::builtin_packs()?,
+        ),
         Some(dir) => {
             anyhow::ensure!(dir.is_dir(), "{}: not a directory", dir.display());
             let inj_dir = dir.join("injection");
-            let inj = if inj_dir.is_dir() { warden_injection::load_dir(&inj_dir)? } else { Vec::new() };
+            let inj = if inj_dir.is_dir() {
+                warden_injection::load_dir(&inj_dir)?
+            } else {
+                Vec::new()
+            };
             (warden_core::pack::load_dir(dir)?, inj)
         }
     };
@@ -45,13 +52,29 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let detector = Detector::new(&inj_packs, None)?;
         let inj = warden_injection::check_examples(&detector, &inj_packs);
         for f in &inj.failures {
-            let what = if f.positive { "positive did not fire" } else { "negative fired" };
-            let found = if f.found.is_empty() { "nothing".to_string() } else { f.found.join(", ") };
-            writeln!(w, "FAIL {}: rule {}: {what}: {:?}; fired: {found}", f.origin, f.rule, f.example)?;
+            let what = if f.positive {
+                "positive did not fire"
+            } else {
+                "negative fired"
+            };
+            let found = if f.found.is_empty() {
+                "nothing".to_string()
+            } else {
+                f.found.join(", ")
+            };
+            writeln!(
+                w,
+                "FAIL {}: rule {}: {what}: {:?}; fired: {found}",
+                f.origin, f.rule, f.example
+            )?;
         }
         passed += inj.passed;
         failed += inj.failures.len();
     }
     writeln!(w, "{passed} passed, {failed} failed")?;
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
