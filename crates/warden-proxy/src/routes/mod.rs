@@ -80,6 +80,11 @@ pub(crate) async fn authenticate(
                 1,
             );
             tracing::warn!(event = "auth_failed", route, reason = %reason, "authentication failed");
+            let rec =
+                json!({"event": "auth_failed", "route": route, "reason": reason, "status": 401});
+            if let Err(e) = state.audit.append(&rec) {
+                tracing::error!(event = "audit_write_failed", error = %e, "audit record could not be written");
+            }
             return Err(e);
         }
     };
