@@ -16,7 +16,8 @@ use crate::input::EngineArgs;
 #[derive(clap::Args)]
 pub struct Args {
     /// Labeled JSONL corpus: PII records `{"id","text","spans":[{"start","end","type"}]}`
-    /// (code point offsets) and/or injection records `{"id"?,"text","label","source"?,"role"?,"lang"?}`.
+    /// (code point offsets) and/or injection records
+    /// `{"id"?,"text","label","source"?,"role"?,"lang"?,"tags"?}`.
     /// Repeatable.
     #[arg(long, value_name = "FILE.jsonl", required = true)]
     pub corpus: Vec<PathBuf>,
