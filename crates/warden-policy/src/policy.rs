@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind, Problem};
 use crate::ledger::{DbUrl, Ledger, SqlParam, SqlValue};
 use crate::rules::{eval_bool, to_cel, CallKind};
 use crate::schema::normalise;
-use crate::spec::{compile, line_of, Spec, ToolSpec};
+use crate::spec::{compile, Spec, ToolSpec};
 use crate::store::{Approval, Hold, Outcome, Reservation, Store};
 use crate::toolcall::{Principal, ToolCall};
 use crate::verdict::{Decision, Verdict};
@@ -244,7 +244,6 @@ impl Policy {
                 }
             }
         }
-        let _ = line_of;
         problems
     }
 

@@ -44,7 +44,6 @@ impl CompiledRule {
 }
 
 pub(crate) struct RuleCompiler<'a> {
-    pub tool: &'a str,
     pub args: &'a BTreeSet<&'a str>,
     pub queries: &'a BTreeMap<String, QuerySpec>,
 }
@@ -56,9 +55,11 @@ impl RuleCompiler<'_> {
         source: &str,
         message: &str,
     ) -> Result<CompiledRule, String> {
-        let mut expr = Parser::default()
-            .parse(source)
-            .map_err(|e| format!("CEL does not compile: {e}"))?;
+        // The parser is generated code; a panic on some odd input must not take the
+        // process down, so it becomes a compile error of this rule.
+        let parsed = std::panic::catch_unwind(|| Parser::default().parse(source))
+            .map_err(|_| "CEL parser failed on this expression".to_string())?;
+        let mut expr = parsed.map_err(|e| format!("CEL does not compile: {e}"))?;
         let mut calls = Vec::new();
         let mut errors = Vec::new();
         cut(&mut expr, &mut calls, &mut errors, self.queries, false);
@@ -75,7 +76,6 @@ impl RuleCompiler<'_> {
         if !errors.is_empty() {
             return Err(errors.join("; "));
         }
-        let _ = self.tool;
         Ok(CompiledRule {
             id: id.to_string(),
             message: message.to_string(),

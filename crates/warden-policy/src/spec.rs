@@ -444,7 +444,6 @@ pub(crate) fn compile(src: &str, problems: &mut Vec<Problem>) -> Option<Spec> {
 
         // Rules.
         let compiler = RuleCompiler {
-            tool: &name,
             args: &declared,
             queries: &queries,
         };
