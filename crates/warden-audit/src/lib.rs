@@ -71,13 +71,14 @@ pub enum Fsync {
 #[non_exhaustive]
 pub enum AuditError {
     /// Reading or writing the file failed.
-    #[error("{path}: {source}")]
+    // The I/O error is part of the message rather than a `source`, so that callers that
+    // print the error chain (anyhow's `{:#}`) do not repeat it.
+    #[error("{path}: {error}")]
     Io {
         /// The log file.
         path: PathBuf,
         /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The payload could not be serialised to JSON.
     #[error("audit record could not be serialised: {0}")]
@@ -147,7 +148,7 @@ impl AuditLog {
         let path = path.as_ref().to_path_buf();
         let io = |source| AuditError::Io {
             path: path.clone(),
-            source,
+            error: source,
         };
         let mut file = OpenOptions::new()
             .create(true)
@@ -219,7 +220,7 @@ impl AuditLog {
             guard.poisoned = true;
             return Err(AuditError::Io {
                 path: self.path.clone(),
-                source,
+                error: source,
             });
         }
         guard.next_seq = seq + 1;
@@ -239,7 +240,7 @@ impl AuditLog {
         };
         guard.file.sync_data().map_err(|source| AuditError::Io {
             path: self.path.clone(),
-            source,
+            error: source,
         })
     }
 }
@@ -271,7 +272,7 @@ fn now_rfc3339() -> String {
 fn last_record(file: &mut File, path: &Path) -> Result<(u64, String), AuditError> {
     let io = |source| AuditError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     };
     let len = file.seek(SeekFrom::End(0)).map_err(io)?;
     if len == 0 {
@@ -437,7 +438,7 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport, AuditError> {
     let path = path.as_ref();
     let io = |source| AuditError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     };
     let file = File::open(path).map_err(io)?;
     verify_reader(BufReader::new(file)).map_err(io)

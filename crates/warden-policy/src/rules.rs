@@ -59,7 +59,15 @@ impl RuleCompiler<'_> {
         // process down, so it becomes a compile error of this rule.
         let parsed = std::panic::catch_unwind(|| Parser::default().parse(source))
             .map_err(|_| "CEL parser failed on this expression".to_string())?;
-        let mut expr = parsed.map_err(|e| format!("CEL does not compile: {e}"))?;
+        // The parser's message spans several lines (source excerpt and caret); a lint line
+        // keeps the first, which carries the position and the reason.
+        let mut expr = parsed.map_err(|e| {
+            let text = e.to_string();
+            format!(
+                "CEL does not compile: {}",
+                text.lines().next().unwrap_or("syntax error")
+            )
+        })?;
         let mut calls = Vec::new();
         let mut errors = Vec::new();
         cut(&mut expr, &mut calls, &mut errors, self.queries, false);
