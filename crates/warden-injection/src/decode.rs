@@ -52,7 +52,10 @@ fn text_like(bytes: Vec<u8>) -> Option<String> {
     }
     let letters = s.chars().filter(|c| c.is_alphabetic()).count();
     let total = s.chars().count();
-    (letters >= 4 && letters * 2 >= total).then_some(s)
+    // A nested encoding (base64 of hex, ...) is not prose but must be kept
+    // so the next layer can decode it.
+    let nested = total >= MIN_RUN && s.bytes().all(is_b64_byte);
+    ((letters >= 4 && letters * 2 >= total) || nested).then_some(s)
 }
 
 /// Finds and decodes encoded payloads in `input`, within `budget` bytes.

@@ -108,8 +108,8 @@ impl Default for DetectorConfig {
                 block: 0.8,
             },
             system: Thresholds {
-                flag: 0.8,
-                block: 0.97,
+                flag: 0.9,
+                block: 0.98,
             },
             tool: Thresholds {
                 flag: 0.35,

@@ -466,6 +466,9 @@ fn push_hit(out: &mut Vec<Hit>, rule: u32, view: &View, s: usize, e: usize) {
     });
 }
 
+/// Sentence ends a proximity match may not cross.
+const TERMINATORS: [char; 10] = ['.', ';', '!', '?', '\n', '。', '！', '？', '؟', '।'];
+
 fn proximity(
     rule_idx: u32,
     rule: &CompiledRule,
@@ -496,8 +499,7 @@ fn proximity(
             }
             // A proximity match never spans a sentence boundary.
             let (ps, pe) = (v.2.min(os), v.3.max(oe));
-            if view.text[ps..pe].contains(['.', ';', '!', '?', '\n', '。', '！', '？', '؟', '।'])
-            {
+            if view.text[ps..pe].contains(TERMINATORS) {
                 continue;
             }
             let lo = tv.min(to);
@@ -509,6 +511,8 @@ fn proximity(
                     && ts <= hi + 4
                     && !(ss >= v.2 && se <= v.3)
                     && !(ss >= os && se <= oe)
+                    // ... in the same sentence.
+                    && !view.text[ss.min(ps)..se.max(pe)].contains(TERMINATORS)
             });
             if rule.spec.require_scope && scope.is_none() {
                 continue;
