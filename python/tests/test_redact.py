@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +17,7 @@ EMAIL = "jane.doe@acme.io"
 PHONE = "+44 20 7946 0958"
 SSN = "536-90-4399"
 CARD = "4242 4242 4242 4242"
+KEY = "a-team-key-of-24-bytes!!"
 
 TEXTS = [
     f"Reach me at {EMAIL} or {PHONE}; SSN {SSN}.",
@@ -64,16 +68,16 @@ def test_strategies(scanner: warden.Scanner, strategy: str, check: object) -> No
 
 
 def test_hash_with_key_is_stable_across_calls(scanner: warden.Scanner) -> None:
-    a = scanner.redact(f"ssn {SSN}", strategy="hash", key="team-secret").text
-    b = scanner.redact(f"again {SSN}", strategy="hash", key=b"team-secret").text
-    c = scanner.redact(f"ssn {SSN}", strategy="hash", key="other-secret").text
+    a = scanner.redact(f"ssn {SSN}", strategy="hash", key="team-secret-0123456789").text
+    b = scanner.redact(f"again {SSN}", strategy="hash", key=b"team-secret-0123456789").text
+    c = scanner.redact(f"ssn {SSN}", strategy="hash", key="other-secret-0123456789").text
     assert a.split()[-1] == b.split()[-1]
     assert a != c
 
 
 def test_keyed_vaults_agree_across_calls(scanner: warden.Scanner) -> None:
-    one = scanner.redact(f"turn 1: {EMAIL}", key="k")
-    two = scanner.redact(f"turn 2: {PHONE} {EMAIL}", key="k")
+    one = scanner.redact(f"turn 1: {EMAIL}", key=KEY)
+    two = scanner.redact(f"turn 2: {PHONE} {EMAIL}", key=KEY)
     assert one.vault.keyed
     token = one.text.split()[-1]
     assert token in two.text
@@ -140,10 +144,52 @@ def test_unknown_strategy_is_a_value_error(scanner: warden.Scanner, strategy: st
         scanner.redact("x", strategy=strategy)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("key", [1, 2.5, ["k"]])
-def test_key_must_be_str_or_bytes(scanner: warden.Scanner, key: object) -> None:
-    with pytest.raises(TypeError):
+@pytest.mark.parametrize(
+    ("key", "exc"),
+    [(1, TypeError), (2.5, TypeError), (["k" * 20], TypeError), ("short", ValueError), (b"x" * 15, ValueError)],
+)
+def test_key_type_and_length(scanner: warden.Scanner, key: object, exc: type) -> None:
+    with pytest.raises(exc):
         scanner.redact("x", key=key)  # type: ignore[arg-type]
+    with pytest.raises(exc):
+        warden.Vault(key=key)  # type: ignore[arg-type]
+
+
+def _cli_redact(warden_bin: Path, text: str, *args: str, key: str | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "WARDEN_REDACT_KEY"}
+    if key is not None:
+        env["WARDEN_REDACT_KEY"] = key
+    proc = subprocess.run(
+        [str(warden_bin), "redact", *args, "-"],
+        input=text.encode(),
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stdout.decode()
+
+
+@pytest.mark.cli
+@pytest.mark.parametrize("text", TEXTS[:3])
+@pytest.mark.parametrize("strategy", ["placeholder", "mask", "remove", "hash"])
+def test_redact_parity_with_cli(
+    scanner: warden.Scanner, warden_bin: Path, text: str, strategy: str
+) -> None:
+    theirs = _cli_redact(warden_bin, text, "--strategy", strategy, key=KEY)
+    ours = scanner.redact(text, strategy=strategy, key=KEY)  # type: ignore[arg-type]
+    assert ours.text == theirs
+
+
+@pytest.mark.cli
+def test_cli_vault_restores_in_python(
+    scanner: warden.Scanner, warden_bin: Path, tmp_path: Path
+) -> None:
+    text = TEXTS[1]
+    vault_file = tmp_path / "vault.json"
+    redacted = _cli_redact(warden_bin, text, "--vault", str(vault_file))
+    vault = warden.Vault.from_json(vault_file.read_text())
+    assert vault.restore(redacted) == text
 
 
 MESSAGES: list[dict[str, Any]] = [

@@ -461,10 +461,11 @@ impl PyScanner {
     ///         HMAC-SHA256 token) or ``"remove"``, applied to every entity
     ///         type. ``None`` uses the scanner's config (default placeholder,
     ///         with per-entity overrides).
-    ///     key: secret (``str`` or ``bytes``) for stable tokens across calls:
+    ///     key: secret (``str`` or ``bytes``, at least 16 bytes) for stable
+    ///         tokens across calls, as ``WARDEN_REDACT_KEY`` for the CLI:
     ///         keys the ``hash`` strategy and, when no vault is passed, makes
-    ///         the new vault keyed. Without a key, ``hash`` tokens are only
-    ///         stable within one call.
+    ///         the new vault keyed. Without a key, ``hash`` tokens come from
+    ///         a random key: do not rely on them matching across calls.
     ///     vault: add placeholders to this vault instead of a new one, so a
     ///         conversation's turns share tokens.
     ///

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::types::{PyBytes, PyString};
@@ -20,7 +20,7 @@ use crate::errors::{shield, VaultError, WardenError};
 /// :meth:`to_json` output as sensitive.
 ///
 /// Args:
-///     key: optional secret (``str`` or ``bytes``). With a key, tokens are
+///     key: optional secret (``str`` or ``bytes``, at least 16 bytes). With a key, tokens are
 ///         ``<TYPE_xxxxxxxx>`` derived from HMAC-SHA256 of the value, so
 ///         separate vaults built with the same key agree on every token.
 ///
@@ -62,15 +62,25 @@ impl PyVault {
     }
 }
 
+/// Shortest accepted key, as for `warden redact --key-file`: a short key
+/// would let anyone brute-force the tokens of small value spaces (SSNs).
+const MIN_KEY_LEN: usize = 16;
+
 /// Bytes of a `str | bytes` key argument.
 pub(crate) fn key_bytes(key: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    if let Ok(s) = key.downcast::<PyString>() {
-        Ok(s.to_cow()?.as_bytes().to_vec())
+    let bytes = if let Ok(s) = key.downcast::<PyString>() {
+        s.to_cow()?.as_bytes().to_vec()
     } else if let Ok(b) = key.downcast::<PyBytes>() {
-        Ok(b.as_bytes().to_vec())
+        b.as_bytes().to_vec()
     } else {
-        Err(PyTypeError::new_err("key must be str or bytes"))
+        return Err(PyTypeError::new_err("key must be str or bytes"));
+    };
+    if bytes.len() < MIN_KEY_LEN {
+        return Err(PyValueError::new_err(format!(
+            "key must be at least {MIN_KEY_LEN} bytes"
+        )));
     }
+    Ok(bytes)
 }
 
 #[pymethods]
