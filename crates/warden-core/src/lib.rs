@@ -31,15 +31,20 @@ pub mod normalize;
 pub mod pack;
 pub mod redact;
 pub mod scan;
+#[doc(hidden)]
+pub mod testdata;
 pub mod validate;
 
 pub use config::{ListEntry, RedactConfig, ScanConfig, Strategy};
 pub use error::{Error, ErrorKind};
 pub use finding::{Checksum, Evidence, Finding};
 pub use normalize::{normalize, Normalized};
+pub use pack::{
+    builtin_pack_sources, check_examples, ExampleFailure, ExampleReport, FailureKind, Pack,
+    RuleSpec,
+};
 pub use redact::{
     is_placeholder, is_placeholder_prefix, redact_findings, Detect, Redaction, Redactor,
     StreamRestorer, Vault, MAX_TOKEN_LEN,
 };
-pub use pack::{builtin_pack_sources, check_examples, ExampleFailure, ExampleReport, FailureKind, Pack, RuleSpec};
 pub use scan::{Scanner, ScannerBuilder};

@@ -20,6 +20,26 @@ const RUN_SEP: [bool; 256] = {
     t
 };
 
+const OTHER: u8 = 0;
+const ALPHA: u8 = 1;
+const DIGIT: u8 = 2;
+
+/// Byte classes for the token pass.
+const CLASS: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphabetic() {
+            t[b] = ALPHA;
+        } else if c.is_ascii_digit() {
+            t[b] = DIGIT;
+        }
+        b += 1;
+    }
+    t
+};
+
 /// Largest text scanned as a whole when only a JSON key supplies context.
 const KEY_WINDOW: usize = 4096;
 
@@ -177,7 +197,7 @@ fn scan_view(inner: &Inner, text: &str, key: Option<String>) -> Vec<Raw> {
         out: Vec::new(),
     };
     s.literals();
-    s.digit_runs();
+    s.tokens();
     s.key_driven();
     s.out
 }
@@ -192,13 +212,8 @@ impl Scan<'_> {
             return;
         };
         let text = self.text;
-        for m in ac.find_overlapping_iter(text) {
+        for m in ac.find_iter(text) {
             for t in &self.inner.lit_targets[m.pattern().as_usize()] {
-                if let Some(exact) = &t.exact {
-                    if text[m.start()..m.end()] != **exact {
-                        continue;
-                    }
-                }
                 if t.word {
                     let before_ok = m.start() == 0 || !is_word(text[m.start() - 1]);
                     let after_ok = m.end() == text.len() || !is_word(text[m.end()]);
@@ -211,19 +226,45 @@ impl Scan<'_> {
         }
     }
 
-    fn digit_runs(&mut self) {
+    /// One pass over the bytes: runs of digits (for digit-anchored rules)
+    /// and ASCII words (looked up in the word dictionary: names, street
+    /// suffixes, titles, context words of context-anchored rules).
+    fn tokens(&mut self) {
         let inner = self.inner;
         let rules = &inner.digit_rules;
-        let Some(&first) = rules.first() else { return };
-        let min_any = self.inner.rules[first].min_digits.max(1);
+        let min_any = rules
+            .first()
+            .map_or(usize::MAX, |&r| inner.rules[r].min_digits.max(1));
+        let words = &inner.words;
         let text = self.text;
         let n = text.len();
         let mut i = 0;
         while i < n {
-            let Some(off) = text[i..].iter().position(u8::is_ascii_digit) else {
-                break;
-            };
-            let start = i + off;
+            let b = text[i];
+            let class = CLASS[b as usize];
+            if class == OTHER {
+                i += 1;
+                continue;
+            }
+            if class == ALPHA {
+                let s = i;
+                i += 1;
+                while i < n && CLASS[text[i] as usize] == ALPHA {
+                    i += 1;
+                }
+                if s == 0 || !is_word(text[s - 1]) {
+                    for p in words.prefixes_at(&text[s..]) {
+                        if text[s..].starts_with(&p.literal) {
+                            self.try_rule(p.rule, s, s + p.literal.len());
+                        }
+                    }
+                    if words.may_contain(&text[s..i]) {
+                        self.word_at(s, i);
+                    }
+                }
+                continue;
+            }
+            let start = i;
             let mut j = start;
             let mut digits = 0;
             let mut end = start;
@@ -280,6 +321,26 @@ impl Scan<'_> {
         }
     }
 
+    /// The ASCII word `s..e` starts at a word boundary: try every dictionary
+    /// phrase keyed by it.
+    fn word_at(&mut self, s: usize, e: usize) {
+        let inner = self.inner;
+        let text = self.text;
+        for entry in inner.words.get(&text[s..e]) {
+            let pe = s + entry.phrase.len();
+            let Some(got) = text.get(s..pe) else { continue };
+            let same = if entry.ci {
+                got.eq_ignore_ascii_case(&entry.phrase)
+            } else {
+                *got == *entry.phrase
+            };
+            if !same || (pe < text.len() && is_word(text[pe]) && entry.word) {
+                continue;
+            }
+            self.try_rule(entry.rule, s, pe);
+        }
+    }
+
     /// Rules anchored on context words can also be switched on by the JSON
     /// key alone (`{"routing": "021000021"}`): then the whole (short) text is
     /// the window.
@@ -323,7 +384,7 @@ impl Scan<'_> {
             Anchor::Literal | Anchor::Digits if rule.before == 0 => {
                 self.search_anchored(r, a_start, we)
             }
-            Anchor::Context => self.search_window(r, ws, we, ws, we),
+            Anchor::Context => self.search_nearest(r, ws, a_start, we),
             _ => self.search_window(r, ws, we, a_start, a_end),
         }
     }
@@ -356,28 +417,60 @@ impl Scan<'_> {
         }
     }
 
+    /// Context-anchored rules take one value per context word: the first
+    /// acceptable match after the word, else the last one before it, so that
+    /// "DOB: 1985-03-12, seen 2024-03-18" flags only the birth date.
+    fn search_nearest(&mut self, r: usize, ws: usize, word: usize, we: usize) {
+        let rule = &self.inner.rules[r];
+        let mut at = word.max(self.last_end[r]);
+        while at < we {
+            let input = Input::new(self.text).range(at..we);
+            let Some((s, e, ms, me)) = find(rule, &input) else {
+                break;
+            };
+            at = if me > ms { me } else { me + 1 };
+            if self.accept(r, s, e, me) {
+                return;
+            }
+        }
+        let mut before = Vec::new();
+        let mut at = ws.max(self.last_end[r]);
+        while at < word {
+            let input = Input::new(self.text).range(at..word);
+            let Some(m) = find(rule, &input) else { break };
+            at = if m.3 > m.2 { m.3 } else { m.3 + 1 };
+            before.push(m);
+        }
+        for (s, e, _, me) in before.into_iter().rev() {
+            if self.accept(r, s, e, me) {
+                return;
+            }
+        }
+    }
+
     /// Validate, score and record one match `s..e` (reported span) of rule `r`.
-    fn accept(&mut self, r: usize, s: usize, e: usize, match_end: usize) {
+    /// Returns whether the match was recorded.
+    fn accept(&mut self, r: usize, s: usize, e: usize, match_end: usize) -> bool {
         let inner = self.inner;
         let rule: &Rule = &inner.rules[r];
         let text = self.text;
         if s >= e || s < self.last_end[r] {
-            return;
+            return false;
         }
         // Byte-level regexes may stop inside a multi-byte character.
         if !self.view.is_char_boundary(s) || !self.view.is_char_boundary(e) {
-            return;
+            return false;
         }
         let value = &text[s..e];
         if rule.exclude.contains(&rule.entity, value) || inner.allow.contains(&rule.entity, value) {
             self.last_end[r] = match_end.max(e);
-            return;
+            return false;
         }
         let mut evidence = vec![Evidence::Pattern { score: rule.score }];
         if let Some((name, f)) = &rule.validator {
             let result = f(value);
             if result == Checksum::Invalid {
-                return;
+                return false;
             }
             evidence.push(Evidence::Checksum {
                 validator: name.clone(),
@@ -390,7 +483,7 @@ impl Scan<'_> {
             let hi = (e + ctx.after).min(text.len());
             let mut best: Option<(Arc<str>, f32)> = None;
             let mut worst: Option<(Arc<str>, f32)> = None;
-            for m in ctx.ac.find_overlapping_iter(&text[lo..hi]) {
+            for m in ctx.ac.find_iter(&text[lo..hi]) {
                 let (ms, me) = (lo + m.start(), lo + m.end());
                 // Whole words only, and never inside the match itself.
                 if (ms > 0 && is_word(text[ms - 1]))
@@ -410,7 +503,7 @@ impl Scan<'_> {
                 best = self.key_context(r);
             }
             if rule.required && best.is_none() {
-                return;
+                return false;
             }
             for (word, delta) in best.into_iter().chain(worst) {
                 score += delta;
@@ -420,7 +513,7 @@ impl Scan<'_> {
         let score = score.clamp(0.0, 1.0);
         self.last_end[r] = match_end.max(e);
         if score < inner.config.min_score {
-            return;
+            return false;
         }
         self.out.push(Raw {
             rule: r,
@@ -429,18 +522,23 @@ impl Scan<'_> {
             score,
             evidence,
         });
+        true
     }
 }
 
 /// One match of `rule` in `input`: (reported start, end, match start, end).
 fn find(rule: &Rule, input: &Input<'_>) -> Option<(usize, usize, usize, usize)> {
+    let m = rule.re.search(input)?;
     if rule.group == 0 {
-        let m = rule.re.search(input)?;
         return Some((m.start(), m.end(), m.start(), m.end()));
     }
+    // Captures cost an allocation and a slower engine: only on a real match.
     let mut caps = rule.re.create_captures();
-    rule.re.search_captures(input, &mut caps);
-    let m = caps.get_match()?;
+    let exact = input
+        .clone()
+        .range(m.start()..m.end())
+        .anchored(Anchored::Yes);
+    rule.re.search_captures(&exact, &mut caps);
     let g = caps.get_group(rule.group)?;
     Some((g.start, g.end, m.start(), m.end()))
 }

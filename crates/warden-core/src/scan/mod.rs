@@ -11,6 +11,7 @@
 
 mod engine;
 mod lists;
+mod words;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -26,6 +27,7 @@ use crate::pack::{self, Pack, RuleSpec};
 use crate::validate::{self, ValidatorFn};
 
 use lists::{AllowList, DenyList};
+use words::WordDict;
 
 /// A compiled set of detection rules. Build once, share everywhere: it is
 /// `Send + Sync` and cloning it clones an `Arc`.
@@ -51,6 +53,8 @@ struct Inner {
     literals: Option<AhoCorasick>,
     /// Per Aho-Corasick pattern: the rules anchored on it.
     lit_targets: Vec<Vec<LitTarget>>,
+    /// Whole-word anchors (names, suffixes, context words), looked up per word.
+    words: WordDict,
     /// Rules anchored on digit runs, by ascending minimum digit count.
     digit_rules: Vec<usize>,
     /// Rules anchored on their context words.
@@ -61,11 +65,9 @@ struct Inner {
     packs: Vec<Pack>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct LitTarget {
     rule: usize,
-    /// Exact bytes to compare when the literal is case-sensitive.
-    exact: Option<Box<[u8]>>,
     word: bool,
 }
 
@@ -285,49 +287,78 @@ impl Scanner {
             }
         }
 
+        // One case-sensitive, leftmost-longest automaton for every anchor:
+        // ASCII case folding multiplies hits ("st", "ac" are everywhere), so
+        // case-insensitive literals are entered as lower, Title and UPPER case.
         let mut patterns: Vec<String> = Vec::new();
         let mut lit_targets: Vec<Vec<LitTarget>> = Vec::new();
-        let mut add_literal = |lit: &str, target: LitTarget| {
-            let key = lit.to_ascii_lowercase();
-            match patterns.iter().position(|p| *p == key) {
-                Some(i) => lit_targets[i].push(target),
-                None => {
-                    patterns.push(key);
-                    lit_targets.push(vec![target]);
+        let mut add_literal = |lit: &str, ci: bool, target: LitTarget| {
+            for v in case_variants(lit, ci) {
+                match patterns.iter().position(|p| *p == v) {
+                    Some(i) => lit_targets[i].push(target.clone()),
+                    None => {
+                        patterns.push(v);
+                        lit_targets.push(vec![target.clone()]);
+                    }
                 }
             }
         };
         let mut digit_rules = Vec::new();
         let mut context_rules = Vec::new();
+        let mut words = WordDict::default();
         for (i, (r, spec)) in rules.iter().zip(active_specs(&packs, &config)).enumerate() {
             match r.anchor {
+                // Literals that start with a letter are looked up per word
+                // (cheap) unless they must match inside words.
                 Anchor::Literal => {
                     for lit in &spec.prefilter.literals {
-                        let exact =
-                            (!spec.prefilter.case_insensitive).then(|| lit.as_bytes().into());
-                        add_literal(
-                            lit,
-                            LitTarget {
-                                rule: i,
-                                exact,
-                                word: spec.prefilter.word,
-                            },
-                        );
+                        let letter_first =
+                            lit.as_bytes().first().is_some_and(u8::is_ascii_alphabetic);
+                        if spec.prefilter.word && letter_first {
+                            words.add(lit, spec.prefilter.case_insensitive, true, i);
+                        } else if letter_first && lit.len() >= 2 {
+                            for v in case_variants(lit, spec.prefilter.case_insensitive) {
+                                words.add_prefix(&v, i);
+                            }
+                        } else {
+                            add_literal(
+                                lit,
+                                spec.prefilter.case_insensitive,
+                                LitTarget {
+                                    rule: i,
+                                    word: spec.prefilter.word,
+                                },
+                            );
+                        }
                     }
                 }
                 Anchor::Digits => digit_rules.push(i),
                 Anchor::Context => {
                     context_rules.push(i);
                     for w in &spec.context.words {
-                        add_literal(
-                            w,
-                            LitTarget {
-                                rule: i,
-                                exact: None,
-                                word: true,
-                            },
-                        );
+                        if w.as_bytes().first().is_some_and(u8::is_ascii_alphabetic) {
+                            words.add(w, true, true, i);
+                        } else {
+                            add_literal(
+                                w,
+                                true,
+                                LitTarget {
+                                    rule: i,
+                                    word: true,
+                                },
+                            );
+                        }
                     }
+                }
+            }
+        }
+        // Leftmost-longest reports "sk-ant-" but not the "sk-" inside it, so a
+        // pattern also carries the targets of every pattern that prefixes it.
+        let own = lit_targets.clone();
+        for (i, p) in patterns.iter().enumerate() {
+            for (j, q) in patterns.iter().enumerate() {
+                if i != j && p.starts_with(q.as_str()) {
+                    lit_targets[i].extend(own[j].iter().cloned());
                 }
             }
         }
@@ -337,8 +368,7 @@ impl Scanner {
         } else {
             Some(
                 AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
+                    .match_kind(MatchKind::LeftmostLongest)
                     .kind(Some(AhoCorasickKind::DFA))
                     .build(&patterns)
                     .map_err(|e| Error::new(ErrorKind::Pack, format!("literal prefilter: {e}")))?,
@@ -349,6 +379,7 @@ impl Scanner {
                 rules,
                 literals,
                 lit_targets,
+                words,
                 digit_rules,
                 context_rules,
                 allow,
@@ -358,6 +389,22 @@ impl Scanner {
             }),
         })
     }
+}
+
+/// `lit` as written, plus lower, Title and UPPER case when `ci`.
+fn case_variants(lit: &str, ci: bool) -> Vec<String> {
+    let mut variants = vec![lit.to_string()];
+    if ci {
+        let lower = lit.to_ascii_lowercase();
+        let mut title = lower.clone();
+        if let Some(f) = title.get_mut(..1) {
+            f.make_ascii_uppercase();
+        }
+        variants.extend([lower, title, lit.to_ascii_uppercase()]);
+    }
+    variants.sort();
+    variants.dedup();
+    variants
 }
 
 /// The specs of the rules that survive `disabled_*`, in compile order.
@@ -418,7 +465,8 @@ fn compile_rule(p: &Pack, spec: &RuleSpec) -> Result<Rule, Error> {
         let pats: Vec<&str> = words.iter().map(|(w, _)| &**w).collect();
         let ac = AhoCorasick::builder()
             .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
+            .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&pats)
             .map_err(|e| at(ErrorKind::Pack, format!("context words: {e}")))?;
         Some(ContextMatcher {
@@ -470,4 +518,37 @@ fn compile_rule(p: &Pack, spec: &RuleSpec) -> Result<Rule, Error> {
         required: spec.context.required,
         exclude,
     })
+}
+
+#[cfg(test)]
+mod probe {
+    #[test]
+    #[ignore]
+    fn literal_hit_counts() {
+        let s = super::Scanner::builtin().unwrap();
+        let c = crate::testdata::corpus(1, 2_000_000, 400);
+        let ac = s.inner.literals.as_ref().unwrap();
+        let mut counts = vec![0usize; ac.patterns_len()];
+        let mut total = 0;
+        for d in &c.docs {
+            for m in ac.find_iter(d.as_bytes()) {
+                counts[m.pattern().as_usize()] += 1;
+                total += 1;
+            }
+        }
+        let mut v: Vec<(usize, usize)> = counts.iter().copied().enumerate().collect();
+        v.sort_by_key(|x| std::cmp::Reverse(x.1));
+        println!(
+            "total {total} hits in {} bytes, {} patterns",
+            c.bytes(),
+            ac.patterns_len()
+        );
+        for (i, n) in v.iter().take(25) {
+            let rules: Vec<&str> = s.inner.lit_targets[*i]
+                .iter()
+                .map(|t| &*s.inner.rules[t.rule].id)
+                .collect();
+            println!("{n:6} pattern #{i} {:?}", rules);
+        }
+    }
 }

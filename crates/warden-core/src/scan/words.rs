@@ -1,0 +1,119 @@
+//! The word dictionary: whole-word anchors looked up once per ASCII word.
+//!
+//! Names, street suffixes, titles and context words would make the literal
+//! automaton large (and slow: its table stops fitting in cache), while
+//! looking up each word of the text is a bitmap test for almost all words.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FxHash-style multiply-rotate hasher: the keys are short ASCII words we
+/// wrote ourselves, so SipHash's DoS resistance buys nothing here.
+#[derive(Default)]
+pub(crate) struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
+
+/// A literal that must appear at the start of a word (e.g. `AKIA`, `ghp_`).
+#[derive(Debug, Clone)]
+pub(crate) struct PrefixEntry {
+    pub(crate) literal: Box<[u8]>,
+    pub(crate) rule: usize,
+}
+
+/// One phrase keyed by its first ASCII word.
+#[derive(Debug, Clone)]
+pub(crate) struct WordEntry {
+    /// The phrase as written in the pack (may continue past the first word:
+    /// "date of birth", "api_key", "d.o.b").
+    pub(crate) phrase: Box<[u8]>,
+    /// Compare ASCII-case-insensitively.
+    pub(crate) ci: bool,
+    /// The phrase must end at a word boundary.
+    pub(crate) word: bool,
+    pub(crate) rule: usize,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct WordDict {
+    /// Lower-cased first word → phrases.
+    map: FastMap<Box<[u8]>, Vec<WordEntry>>,
+    /// Word-start literals by their first two bytes.
+    prefixes: FastMap<[u8; 2], Vec<PrefixEntry>>,
+    /// Bit per first byte of a word-start literal.
+    prefix_first: [u64; 4],
+    /// Bit per (first letter, length) of the lower-cased first word, so that
+    /// most words of a text are rejected without hashing.
+    filter: [u64; 26],
+}
+
+impl WordDict {
+    pub(crate) fn add(&mut self, phrase: &str, ci: bool, word: bool, rule: usize) {
+        let bytes = phrase.as_bytes();
+        let first_len = bytes.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+        if first_len == 0 {
+            return;
+        }
+        let key: Box<[u8]> = bytes[..first_len].to_ascii_lowercase().into();
+        let letter = (key[0] - b'a') as usize;
+        self.filter[letter] |= 1 << first_len.min(63);
+        self.map.entry(key).or_default().push(WordEntry {
+            phrase: bytes.into(),
+            ci,
+            word,
+            rule,
+        });
+    }
+
+    /// Add a literal (starting with an ASCII letter, at least two bytes)
+    /// that is looked for at the start of every word.
+    pub(crate) fn add_prefix(&mut self, literal: &str, rule: usize) {
+        let b = literal.as_bytes();
+        let key = [b[0], b[1]];
+        self.prefix_first[(b[0] >> 6) as usize] |= 1 << (b[0] & 63);
+        self.prefixes.entry(key).or_default().push(PrefixEntry {
+            literal: b.into(),
+            rule,
+        });
+    }
+
+    /// Word-start literals that could begin at `text` (compare before use).
+    #[inline]
+    pub(crate) fn prefixes_at(&self, text: &[u8]) -> &[PrefixEntry] {
+        let b0 = text[0];
+        if self.prefix_first[(b0 >> 6) as usize] & (1 << (b0 & 63)) == 0 || text.len() < 2 {
+            return &[];
+        }
+        self.prefixes.get(&[b0, text[1]]).map_or(&[], Vec::as_slice)
+    }
+
+    /// Cheap test: could `word` (ASCII letters) be a key?
+    #[inline]
+    pub(crate) fn may_contain(&self, word: &[u8]) -> bool {
+        let letter = (word[0] | 0x20).wrapping_sub(b'a') as usize;
+        letter < 26 && self.filter[letter] & (1 << word.len().min(63)) != 0
+    }
+
+    /// The phrases whose first word is `word` (ASCII-case-insensitively).
+    pub(crate) fn get(&self, word: &[u8]) -> &[WordEntry] {
+        let mut buf = [0u8; 64];
+        if word.len() > buf.len() {
+            return &[];
+        }
+        for (d, s) in buf.iter_mut().zip(word) {
+            *d = s.to_ascii_lowercase();
+        }
+        self.map.get(&buf[..word.len()]).map_or(&[], Vec::as_slice)
+    }
+}
