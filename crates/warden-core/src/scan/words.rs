@@ -32,6 +32,18 @@ pub(crate) struct PrefixEntry {
     pub(crate) rule: usize,
 }
 
+/// Filter slot of a word of at least two ASCII letters: its first two
+/// letters, case-folded.
+#[inline]
+fn filter_slot(word: &[u8]) -> Option<usize> {
+    if word.len() < 2 {
+        return None;
+    }
+    let a = (word[0] | 0x20).wrapping_sub(b'a') as usize;
+    let b = (word[1] | 0x20).wrapping_sub(b'a') as usize;
+    (a < 26 && b < 26).then_some(a * 26 + b)
+}
+
 /// One phrase keyed by its first ASCII word.
 #[derive(Debug, Clone)]
 pub(crate) struct WordEntry {
@@ -51,11 +63,13 @@ pub(crate) struct WordDict {
     map: FastMap<Box<[u8]>, Vec<WordEntry>>,
     /// Word-start literals by their first two bytes.
     prefixes: FastMap<[u8; 2], Vec<PrefixEntry>>,
-    /// Bit per first byte of a word-start literal.
-    prefix_first: [u64; 4],
-    /// Bit per (first letter, length) of the lower-cased first word, so that
-    /// most words of a text are rejected without hashing.
-    filter: [u64; 26],
+    /// Bit per first two bytes of a word-start literal (65536 bits).
+    prefix_pairs: Vec<u64>,
+    /// Bit per (first two letters, length) of the lower-cased first word
+    /// (one-letter words: bit per letter in `single`), so that almost every
+    /// word of a text is rejected without hashing.
+    filter: Vec<u64>,
+    single: u32,
 }
 
 impl WordDict {
@@ -66,8 +80,13 @@ impl WordDict {
             return;
         }
         let key: Box<[u8]> = bytes[..first_len].to_ascii_lowercase().into();
-        let letter = (key[0] - b'a') as usize;
-        self.filter[letter] |= 1 << first_len.min(63);
+        if self.filter.is_empty() {
+            self.filter = vec![0; 26 * 26];
+        }
+        match filter_slot(&key) {
+            Some(slot) => self.filter[slot] |= 1 << first_len.min(63),
+            None => self.single |= 1 << (key[0] - b'a'),
+        }
         self.map.entry(key).or_default().push(WordEntry {
             phrase: bytes.into(),
             ci,
@@ -81,7 +100,11 @@ impl WordDict {
     pub(crate) fn add_prefix(&mut self, literal: &str, rule: usize) {
         let b = literal.as_bytes();
         let key = [b[0], b[1]];
-        self.prefix_first[(b[0] >> 6) as usize] |= 1 << (b[0] & 63);
+        if self.prefix_pairs.is_empty() {
+            self.prefix_pairs = vec![0; 1024];
+        }
+        let pair = (usize::from(b[0]) << 8) | usize::from(b[1]);
+        self.prefix_pairs[pair >> 6] |= 1 << (pair & 63);
         self.prefixes.entry(key).or_default().push(PrefixEntry {
             literal: b.into(),
             rule,
@@ -91,8 +114,16 @@ impl WordDict {
     /// Word-start literals that could begin at `text` (compare before use).
     #[inline]
     pub(crate) fn prefixes_at(&self, text: &[u8]) -> &[PrefixEntry] {
+        if text.len() < 2 {
+            return &[];
+        }
         let b0 = text[0];
-        if self.prefix_first[(b0 >> 6) as usize] & (1 << (b0 & 63)) == 0 || text.len() < 2 {
+        let pair = (usize::from(b0) << 8) | usize::from(text[1]);
+        if self
+            .prefix_pairs
+            .get(pair >> 6)
+            .is_none_or(|w| w & (1 << (pair & 63)) == 0)
+        {
             return &[];
         }
         self.prefixes.get(&[b0, text[1]]).map_or(&[], Vec::as_slice)
@@ -101,8 +132,16 @@ impl WordDict {
     /// Cheap test: could `word` (ASCII letters) be a key?
     #[inline]
     pub(crate) fn may_contain(&self, word: &[u8]) -> bool {
-        let letter = (word[0] | 0x20).wrapping_sub(b'a') as usize;
-        letter < 26 && self.filter[letter] & (1 << word.len().min(63)) != 0
+        match filter_slot(word) {
+            Some(slot) => self
+                .filter
+                .get(slot)
+                .is_some_and(|w| w & (1 << word.len().min(63)) != 0),
+            None => {
+                let letter = (word[0] | 0x20).wrapping_sub(b'a');
+                letter < 26 && self.single & (1 << letter) != 0
+            }
+        }
     }
 
     /// The phrases whose first word is `word` (ASCII-case-insensitively).
