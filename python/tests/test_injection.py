@@ -88,3 +88,22 @@ def test_parity_with_cli(warden_bin: Path) -> None:
         assert [(e.rule, e.layer, e.start, e.end) for e in ours.evidence] == [
             (e["rule"], e["layer"], e["start"], e["end"]) for e in theirs["evidence"]
         ]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_rules_from_the_patterns_directory_match_the_builtin() -> None:
+    from_dir = warden.InjectionDetector(rules=ROOT / "patterns" / "injection")
+    builtin = warden.InjectionDetector()
+    assert from_dir.rule_count == builtin.rule_count
+    for _, text, source, _ in CASES:
+        a, b = from_dir.check(text, source), builtin.check(text, source)  # type: ignore[arg-type]
+        assert (a.verdict, a.rules) == (b.verdict, b.rules)
+
+
+def test_bad_rules_directory(tmp_path: Path) -> None:
+    (tmp_path / "broken.toml").write_text("[[rule]\nid = ")
+    with pytest.raises(warden.PatternError) as info:
+        warden.InjectionDetector(rules=tmp_path)
+    assert "broken.toml" in str(info.value)

@@ -202,3 +202,11 @@ def test_config_file_uses_the_scan_table(tmp_path: Path) -> None:
 def test_scanner_is_shareable_and_has_rules(scanner: warden.Scanner) -> None:
     assert scanner.rule_count > 10
     assert "Scanner(rules=" in repr(scanner)
+
+
+def test_packs_directory_matches_the_builtin_packs(scanner: warden.Scanner) -> None:
+    root = Path(__file__).resolve().parents[2]
+    from_dir = warden.Scanner(packs=root / "patterns")
+    assert from_dir.rule_count == scanner.rule_count
+    texts = [c[1] for c in CASES]
+    assert from_dir.scan_batch(texts) == scanner.scan_batch(texts)
