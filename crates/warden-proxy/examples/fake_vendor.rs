@@ -55,5 +55,9 @@ async fn main() -> std::io::Result<()> {
     let app = Router::new().route("/v1/chat/completions", post(chat));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening {}", listener.local_addr()?);
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await
 }

@@ -123,19 +123,24 @@ pub async fn serve(
         h.graceful_shutdown(Some(grace));
     });
     let svc = router.into_make_service();
+    // TCP_NODELAY: streamed tokens must not wait for delayed ACKs.
+    let nodelay = axum_server::accept::NoDelayAcceptor::new();
     match &state.cfg.tls {
         Some(tls) => {
             let cfg = tls_config(&tls.cert, &tls.key)?;
-            axum_server::from_tcp_rustls(
-                listener,
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
                 axum_server::tls_rustls::RustlsConfig::from_config(cfg),
             )
-            .handle(handle)
-            .serve(svc)
-            .await?;
+            .acceptor(nodelay);
+            axum_server::from_tcp(listener)
+                .acceptor(acceptor)
+                .handle(handle)
+                .serve(svc)
+                .await?;
         }
         None => {
             axum_server::from_tcp(listener)
+                .acceptor(nodelay)
                 .handle(handle)
                 .serve(svc)
                 .await?;
