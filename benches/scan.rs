@@ -6,6 +6,9 @@
 //!
 //! `cargo bench --bench scan -- --warm-up-time 1 --measurement-time 3`
 
+// `criterion_group!` generates an undocumented public fn.
+#![allow(missing_docs)]
+
 use std::collections::BTreeMap;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
