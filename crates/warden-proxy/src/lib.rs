@@ -223,6 +223,15 @@ pub async fn run(
         store = state.store.kind(),
         "warden serve listening"
     );
+    for (name, up) in [("openai", &state.openai), ("anthropic", &state.anthropic)] {
+        if !up.has_key() {
+            tracing::warn!(
+                event = "no_vendor_key",
+                upstream = name,
+                "no vendor key configured; requests to this upstream will fail"
+            );
+        }
+    }
     serve(state, listener, shutdown).await?;
     tracing::info!(event = "stopped", "warden serve stopped");
     Ok(())
