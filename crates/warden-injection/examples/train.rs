@@ -34,6 +34,7 @@ fn run() -> Result<(), String> {
     let mut out = Some(PathBuf::from("patterns/injection/model.bin"));
     let mut report_path: Option<PathBuf> = None;
     let mut cfg = TrainConfig::default();
+    let mut model_weight: Option<f32> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -55,6 +56,7 @@ fn run() -> Result<(), String> {
             "--epochs" => cfg.epochs = num::<f32>(args.next())? as usize,
             "--eta0" => cfg.eta0 = num(args.next())?,
             "--dims-log2" => cfg.dims_log2 = num::<f32>(args.next())? as u32,
+            "--model-weight" => model_weight = Some(num(args.next())?),
             "--report" => {
                 report_path = Some(
                     args.next()
@@ -94,8 +96,13 @@ fn run() -> Result<(), String> {
             .collect();
         let model = fit(&rows, &feats, &train_idx, &cfg);
         let model = Arc::new(model);
+        let mut det_cfg = warden_injection::DetectorConfig::default();
+        if let Some(w) = model_weight {
+            det_cfg.model_weight = w;
+        }
         let det = Detector::new(&packs, Some(model.clone() as Arc<dyn Classifier>))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .with_config(det_cfg);
         for i in (0..rows.len()).filter(|&i| &rows[i].source == held) {
             let r = &rows[i];
             let combined = det.check(&r.text, r.role).score;

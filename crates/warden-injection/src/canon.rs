@@ -59,25 +59,27 @@ pub(crate) struct View {
     pub folded: bool,
     pub text: String,
     pub map: Map,
-    /// Byte offsets of token starts (words; single CJK characters).
-    pub tokens: Vec<u32>,
+    /// Byte offsets of token starts (words; single CJK characters), built
+    /// on first use: only proximity rules with a verb hit need them.
+    tokens: std::cell::OnceCell<Vec<u32>>,
 }
 
 impl View {
     pub(crate) fn new(layer: &'static str, folded: bool, text: String, map: Map) -> View {
-        let tokens = token_starts(&text);
         View {
             layer,
             folded,
             text,
             map,
-            tokens,
+            tokens: std::cell::OnceCell::new(),
         }
     }
 
     /// Index of the token containing or following byte `pos`.
     pub(crate) fn token_index(&self, pos: usize) -> usize {
-        self.tokens.partition_point(|&t| (t as usize) < pos)
+        self.tokens
+            .get_or_init(|| token_starts(&self.text))
+            .partition_point(|&t| (t as usize) < pos)
     }
 
     /// Original span of view bytes `[start, end)`.
@@ -196,6 +198,9 @@ fn is_foldable_mark(c: char) -> bool {
         | 0x064B..=0x065F | 0x0670)
 }
 
+/// Output text plus, once positions stop lining up, a per-byte span map.
+/// While every output byte sits at the same offset as its input byte (plain
+/// ASCII, case folding included) no map is kept at all.
 struct Builder {
     text: String,
     spans: Vec<(u32, u32)>,
@@ -204,37 +209,51 @@ struct Builder {
 }
 
 impl Builder {
+    fn break_identity(&mut self) {
+        if self.identity {
+            self.identity = false;
+            self.spans.reserve(self.text.len() + 16);
+            // Identity so far means every byte was one ASCII input byte.
+            self.spans
+                .extend((0..self.text.len() as u32).map(|i| (i, i + 1)));
+        }
+    }
+
+    fn emit(&mut self, c: char, span: (u32, u32)) {
+        if self.identity
+            && span.0 as usize == self.text.len()
+            && (span.1 - span.0) as usize == c.len_utf8()
+        {
+            self.text.push(c);
+            return;
+        }
+        self.break_identity();
+        self.text.push(c);
+        for _ in 0..c.len_utf8() {
+            self.spans.push(span);
+        }
+    }
+
     fn push(&mut self, c: char, span: (u32, u32)) {
         if c.is_whitespace() {
             if self.last_space {
                 // Collapse runs of whitespace; a newline wins over spaces so
                 // line-leading role rules still see the line start.
                 if c == '\n' && self.text.ends_with(' ') {
+                    self.break_identity();
                     self.text.pop();
                     self.spans.pop();
                     self.text.push('\n');
                     self.spans.push(span);
-                } else {
-                    self.identity = false;
                 }
                 return;
             }
             self.last_space = true;
-            let out = if c == '\n' { '\n' } else { ' ' };
-            if out != c {
-                self.identity = false;
-            }
-            self.text.push(out);
-            for _ in 0..out.len_utf8() {
-                self.spans.push(span);
-            }
+            self.emit(if c == '\n' { '\n' } else { ' ' }, span);
             return;
         }
         self.last_space = false;
-        self.text.push(c);
-        for _ in 0..c.len_utf8() {
-            self.spans.push(span);
-        }
+        self.emit(c, span);
     }
 }
 
@@ -268,10 +287,8 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
         let span = (pos as u32, end as u32);
         if c.is_ascii() {
             if c.is_ascii_control() && c != '\n' && c != '\t' && c != '\r' {
-                b.identity = false;
                 b.push(' ', span);
             } else if c.is_ascii_uppercase() {
-                b.identity = false;
                 b.push(c.to_ascii_lowercase(), span);
             } else {
                 if c.is_ascii_digit() && !wants_fold {
@@ -289,7 +306,7 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
             i += 1;
             continue;
         }
-        b.identity = false;
+        b.break_identity();
         if is_tag(c) {
             let run_start = i;
             while i < chars.len() && is_tag(chars[i].1) {
@@ -381,11 +398,14 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
         }
         i += 1;
     }
-    let map = if b.identity && b.text.len() == src.len() {
-        match input.map {
-            Map::Identity(off) => Map::Identity(off),
-            Map::Whole(s, e) => Map::Whole(s, e),
-            Map::Spans(_) => compose(&b.spans, &input.map),
+    let map = if b.identity {
+        match &input.map {
+            Map::Identity(off) => Map::Identity(*off),
+            Map::Whole(s, e) => Map::Whole(*s, *e),
+            Map::Spans(_) => {
+                let ident: Vec<(u32, u32)> = (0..b.text.len() as u32).map(|i| (i, i + 1)).collect();
+                compose(&ident, &input.map)
+            }
         }
     } else {
         compose(&b.spans, &input.map)

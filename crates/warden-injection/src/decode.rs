@@ -302,15 +302,33 @@ const STOPWORDS: &[&str] = &[
     "instructions",
 ];
 
-fn stopword_ratio(words: &[String]) -> f32 {
-    if words.is_empty() {
-        return 0.0;
+fn is_stopword(w: &str, rotate: bool) -> bool {
+    STOPWORDS.iter().any(|s| {
+        s.len() == w.len()
+            && s.bytes().zip(w.bytes()).all(|(a, b)| {
+                let b = b.to_ascii_lowercase();
+                a == if rotate { rot13(b as char) as u8 } else { b }
+            })
+    })
+}
+
+/// Share of stopwords among the ASCII words of `seg` (plain or rotated) and
+/// the word count, without allocating.
+fn stopword_ratio(seg: &str, rotate: bool) -> (f32, usize) {
+    let mut words = 0usize;
+    let mut hits = 0usize;
+    for w in seg
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty())
+        .take(200)
+    {
+        words += 1;
+        hits += is_stopword(w, rotate) as usize;
     }
-    let hits = words
-        .iter()
-        .filter(|w| STOPWORDS.contains(&w.as_str()))
-        .count();
-    hits as f32 / words.len() as f32
+    if words == 0 {
+        return (0.0, 0);
+    }
+    (hits as f32 / words as f32, words)
 }
 
 fn rot13(c: char) -> char {
@@ -326,20 +344,11 @@ fn rot13_candidate(text: &str) -> Option<(String, usize, usize)> {
     // ROT13 and obey:") next to the payload does not hide it.
     let base = text.as_ptr() as usize;
     for seg in text.split(['.', ':', '\n', '!', '?', ';', '"']) {
-        let words: Vec<String> = seg
-            .split(|c: char| !c.is_ascii_alphabetic())
-            .filter(|w| !w.is_empty())
-            .take(200)
-            .map(str::to_ascii_lowercase)
-            .collect();
-        if words.len() < 4 || stopword_ratio(&words) > 0.08 {
+        let (plain, words) = stopword_ratio(seg, false);
+        if words < 4 || plain > 0.08 {
             continue;
         }
-        let rotated: Vec<String> = words
-            .iter()
-            .map(|w| w.chars().map(rot13).collect())
-            .collect();
-        if stopword_ratio(&rotated) < 0.2 {
+        if stopword_ratio(seg, true).0 < 0.2 {
             continue;
         }
         let start = seg.as_ptr() as usize - base;

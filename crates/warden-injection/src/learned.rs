@@ -48,33 +48,50 @@ fn fnv(seed: u64, bytes: &[u8]) -> u64 {
 pub fn features(canonical: &str, dims_log2: u32) -> Vec<(u32, f32)> {
     let mask = (1u64 << dims_log2) - 1;
     let mut idx: Vec<u64> = Vec::with_capacity(canonical.len() * 4 + 8);
+    visit_hashes(canonical, |h| idx.push(h));
+    if idx.is_empty() {
+        return Vec::new();
+    }
+    let scale = 1.0 / (idx.len() as f32).sqrt();
+    idx.into_iter()
+        .map(|h| {
+            let v = if h >> 63 == 1 { -scale } else { scale };
+            ((h & mask) as u32, v)
+        })
+        .collect()
+}
+
+/// Calls `f` with the 64-bit hash of every feature of `canonical`: the one
+/// definition of the feature space, shared by training and inference.
+#[inline]
+fn visit_hashes(canonical: &str, mut f: impl FnMut(u64)) {
     // Word unigrams and bigrams.
     let mut prev: Option<u64> = None;
     let mut start: Option<usize> = None;
-    let emit_word = |w: &str, prev: &mut Option<u64>, idx: &mut Vec<u64>| {
+    let mut emit_word = |w: &str, prev: &mut Option<u64>| {
         let h = fnv(1, w.as_bytes());
-        idx.push(h);
+        f(h);
         if let Some(p) = *prev {
-            idx.push(fnv(2, &(p ^ h.rotate_left(17)).to_le_bytes()));
+            f(fnv(2, &(p ^ h.rotate_left(17)).to_le_bytes()));
         }
         *prev = Some(h);
     };
     for (i, c) in canonical.char_indices() {
         if is_cjk(c) {
             if let Some(s) = start.take() {
-                emit_word(&canonical[s..i], &mut prev, &mut idx);
+                emit_word(&canonical[s..i], &mut prev);
             }
-            emit_word(&canonical[i..i + c.len_utf8()], &mut prev, &mut idx);
+            emit_word(&canonical[i..i + c.len_utf8()], &mut prev);
         } else if is_word(c) {
             start.get_or_insert(i);
         } else if let Some(s) = start.take() {
-            emit_word(&canonical[s..i], &mut prev, &mut idx);
+            emit_word(&canonical[s..i], &mut prev);
         }
     }
     if let Some(s) = start {
-        emit_word(&canonical[s..], &mut prev, &mut idx);
+        emit_word(&canonical[s..], &mut prev);
     }
-    // Character (byte) 3..=5-grams over the padded text.
+    // Character (byte) 3..=5-grams.
     let b = canonical.as_bytes();
     for i in 0..b.len() {
         let mut h = 0xcbf2_9ce4_8422_2325u64;
@@ -86,20 +103,10 @@ pub fn features(canonical: &str, dims_log2: u32) -> Vec<(u32, f32)> {
                 let mut m = h ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
                 m ^= m >> 29;
                 m = m.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                idx.push(m ^ (m >> 32));
+                f(m ^ (m >> 32));
             }
         }
     }
-    if idx.is_empty() {
-        return Vec::new();
-    }
-    let scale = 1.0 / (idx.len() as f32).sqrt();
-    idx.into_iter()
-        .map(|h| {
-            let v = if h >> 63 == 1 { -scale } else { scale };
-            ((h & mask) as u32, v)
-        })
-        .collect()
 }
 
 /// Logistic regression over hashed features, weights quantised to `i8`.
@@ -133,7 +140,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            dims_log2: 18,
+            dims_log2: 16,
             epochs: 6,
             l2: 1e-3,
             eta0: 0.2,
@@ -281,15 +288,19 @@ impl LinearModel {
     }
 
     fn score_piece(&self, text: &str) -> f32 {
-        let f = features(text, self.dims_log2);
-        if f.is_empty() {
+        // Same features as `features`, summed in place without allocating.
+        let mask = (1u64 << self.dims_log2) - 1;
+        let mut sum = 0i64;
+        let mut count = 0u32;
+        visit_hashes(text, |h| {
+            let w = self.weights.get((h & mask) as usize).copied().unwrap_or(0) as i64;
+            sum += if h >> 63 == 1 { -w } else { w };
+            count += 1;
+        });
+        if count == 0 {
             return sigmoid(self.bias);
         }
-        let z: f32 = f
-            .iter()
-            .map(|&(i, v)| self.weights[i as usize] as f32 * v)
-            .sum::<f32>()
-            * self.scale;
+        let z = sum as f32 * self.scale / (count as f32).sqrt();
         sigmoid(z + self.bias)
     }
 }
