@@ -800,6 +800,25 @@ async fn jwt_via_jwks() {
             .to_string();
         assert!(msg.contains(why), "{msg} / {why}");
     }
+    // Roles claim -> policy role; `amr` containing "mfa" -> the MFA fact (payouts need it).
+    let payout = json!({"name": "create_payout", "arguments": {"merchant_id": "mer_77", "amount": "1234.56", "currency": "USD"}});
+    for (amr, want) in [(json!(["pwd", "mfa"]), "allow"), (json!(["pwd"]), "deny")] {
+        let t = mk(
+            json!({"sub": "fin", "iss": "https://issuer.test", "aud": "warden", "exp": now + 300, "roles": ["finance"], "amr": amr}),
+            "k1",
+        );
+        let b: Value = client()
+            .post(p.url("/v1/guard/check-call"))
+            .bearer_auth(&t)
+            .json(&payout)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(b["verdict"], want, "{b}");
+    }
     // A forged HS256 token signed with the public key is refused by the alg allow-list.
     let forged = jsonwebtoken::encode(
         &jsonwebtoken::Header {
@@ -1629,6 +1648,47 @@ async fn needs_approval_then_approved_by_an_approver() {
         b["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "issue_refund",
         "{b}"
     );
+    p.run.stop().await;
+    v.stop().await;
+}
+
+#[tokio::test]
+async fn token_limit_and_entity_actions() {
+    let (vendor, v) = start_vendor().await;
+    let p = start_proxy(&v, |c| {
+        c.limits.tokens_per_minute = 100;
+        c.entities
+            .actions
+            .insert("EMAIL".into(), warden_proxy::config::EntityAction::Log);
+        c.entities.actions.insert(
+            "CREDIT_CARD".into(),
+            warden_proxy::config::EntityAction::Allow,
+        );
+    })
+    .await;
+    let r = post(&p.url("/v1/chat/completions"), json!({"model": "echo", "messages": [{"role": "user", "content": format!("{EMAIL} {CARD}")}]})).await;
+    assert_eq!(r.status(), 200);
+    let raw = vendor.last().raw;
+    assert!(
+        raw.contains(EMAIL) && raw.contains(CARD),
+        "log and allow forward the value as is"
+    );
+    let audit = p.audit_text();
+    assert!(
+        audit.contains("\"detections\":{\"EMAIL\":1}"),
+        "log counts, allow does not: {audit}"
+    );
+    assert!(audit.contains("\"redacted\":{}"), "{audit}");
+    let r = post(
+        &p.url("/v1/chat/completions"),
+        json!({"model": "echo", "messages": [{"role": "user", "content": "x".repeat(600)}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 429);
+    assert!(r.json::<Value>().await.unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("tokens"));
     p.run.stop().await;
     v.stop().await;
 }
