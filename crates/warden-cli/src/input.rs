@@ -10,7 +10,7 @@ use serde::Deserialize;
 use warden_core::{ScanConfig, Scanner};
 use warden_injection::{Detector, DetectorConfig};
 
-/// The CLI's config file: the same `[scan]` and `[injection]` tables `warden serve` reads.
+/// The CLI config file: a `[scan]` table (warden_core::ScanConfig) and an `[injection]` table (warden_injection::DetectorConfig).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct FileConfig {
@@ -26,7 +26,7 @@ pub struct EngineArgs {
     /// Load pattern packs from this directory instead of the built-in ones.
     #[arg(long, value_name = "DIR")]
     pub packs: Option<PathBuf>,
-    /// Config file (TOML with `[scan]` and `[injection]` tables, as in warden.example.toml).
+    /// Config file (TOML): `[scan]` (min_score, allow/deny lists, redaction strategies) and `[injection]` (per-source thresholds).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
