@@ -121,6 +121,17 @@ fn is_mark(c: char) -> bool {
 fn token_starts(text: &str) -> Vec<u32> {
     let mut out = Vec::with_capacity(text.len() / 5 + 1);
     let mut in_word = false;
+    if text.is_ascii() {
+        // `is_word` on ASCII is alphanumeric or `_`; nothing is CJK.
+        for (i, &c) in text.as_bytes().iter().enumerate() {
+            let w = c.is_ascii_alphanumeric() || c == b'_';
+            if w && !in_word {
+                out.push(i as u32);
+            }
+            in_word = w;
+        }
+        return out;
+    }
     for (i, c) in text.char_indices() {
         if is_cjk(c) {
             out.push(i as u32);
@@ -234,6 +245,41 @@ impl Builder {
         }
     }
 
+    /// `emit` for one ASCII byte at original offset `pos`.
+    #[inline]
+    fn emit_ascii(&mut self, c: u8, pos: u32) {
+        if self.identity && pos as usize == self.text.len() {
+            self.text.push(c as char);
+            return;
+        }
+        self.break_identity();
+        self.text.push(c as char);
+        self.spans.push((pos, pos + 1));
+    }
+
+    /// `push` for one ASCII byte at original offset `pos` (same collapsing rules).
+    #[inline]
+    fn push_ascii(&mut self, c: u8, pos: u32) {
+        // `char::is_whitespace` restricted to ASCII.
+        if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+            if self.last_space {
+                if c == b'\n' && self.text.ends_with(' ') {
+                    self.break_identity();
+                    self.text.pop();
+                    self.spans.pop();
+                    self.text.push('\n');
+                    self.spans.push((pos, pos + 1));
+                }
+                return;
+            }
+            self.last_space = true;
+            self.emit_ascii(if c == b'\n' { b'\n' } else { b' ' }, pos);
+            return;
+        }
+        self.last_space = false;
+        self.emit_ascii(c, pos);
+    }
+
     fn push(&mut self, c: char, span: (u32, u32)) {
         if c.is_whitespace() {
             if self.last_space {
@@ -277,6 +323,12 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
         identity: true,
         last_space: false,
     };
+    // Plain ASCII (most prompts) has no hidden channels, invisible
+    // characters or compatibility forms: one byte loop, no char table.
+    if src.is_ascii() {
+        let wants_fold = canon_ascii(src.as_bytes(), &mut b);
+        return finish(input, b, signals, payloads, wants_fold);
+    }
     let mut wants_fold = false;
     let chars: Vec<(usize, char)> = src.char_indices().collect();
     let mut i = 0;
@@ -398,6 +450,41 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
         }
         i += 1;
     }
+    finish(input, b, signals, payloads, wants_fold)
+}
+
+/// The ASCII-only half of [`canonicalize`]; returns `wants_fold`.
+fn canon_ascii(src: &[u8], b: &mut Builder) -> bool {
+    let mut wants_fold = false;
+    for (i, &c) in src.iter().enumerate() {
+        let out = if c.is_ascii_control() && !matches!(c, b'\n' | b'\t' | b'\r') {
+            b' '
+        } else if c.is_ascii_uppercase() {
+            c.to_ascii_lowercase()
+        } else {
+            if !wants_fold {
+                let prev = i > 0 && src[i - 1].is_ascii_alphabetic();
+                let next = src.get(i + 1).is_some_and(u8::is_ascii_alphabetic);
+                if c.is_ascii_digit() {
+                    wants_fold = prev || next;
+                } else if matches!(c, b'@' | b'$' | b'|') {
+                    wants_fold = prev && next;
+                }
+            }
+            c
+        };
+        b.push_ascii(out, i as u32);
+    }
+    wants_fold
+}
+
+fn finish(
+    input: &Input,
+    b: Builder,
+    mut signals: Signals,
+    payloads: Vec<Input>,
+    wants_fold: bool,
+) -> Canonical {
     let map = if b.identity {
         match &input.map {
             Map::Identity(off) => Map::Identity(*off),

@@ -24,8 +24,21 @@ const B64URL: GeneralPurpose = GeneralPurpose::new(
 /// Shortest encoded run worth decoding.
 const MIN_RUN: usize = 16;
 
+/// Bytes that can appear in a base64 (standard or URL-safe), base32 or hex run.
+const B64_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_');
+        i += 1;
+    }
+    t
+};
+
+#[inline]
 fn is_b64_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_')
+    B64_BYTES[b as usize]
 }
 
 fn entropy(bytes: &[u8]) -> f32 {
@@ -86,9 +99,10 @@ pub(crate) fn find_payloads(input: &Input, budget: &mut usize) -> Vec<Input> {
             continue;
         }
         let start = i;
-        while i < bytes.len() && is_b64_byte(bytes[i]) {
-            i += 1;
-        }
+        i = bytes[start..]
+            .iter()
+            .position(|&b| !is_b64_byte(b))
+            .map_or(bytes.len(), |p| start + p);
         let run = &bytes[start..i];
         if run.len() < MIN_RUN {
             continue;
@@ -302,14 +316,21 @@ const STOPWORDS: &[&str] = &[
     "instructions",
 ];
 
+/// Longest entry of [`STOPWORDS`].
+const STOPWORD_MAX: usize = 12;
+
 fn is_stopword(w: &str, rotate: bool) -> bool {
-    STOPWORDS.iter().any(|s| {
-        s.len() == w.len()
-            && s.bytes().zip(w.bytes()).all(|(a, b)| {
-                let b = b.to_ascii_lowercase();
-                a == if rotate { rot13(b as char) as u8 } else { b }
-            })
-    })
+    if w.len() > STOPWORD_MAX {
+        return false;
+    }
+    // Fold the word once, then compare against the entries of its length.
+    let mut buf = [0u8; STOPWORD_MAX];
+    for (d, b) in buf.iter_mut().zip(w.bytes()) {
+        let b = b.to_ascii_lowercase();
+        *d = if rotate { rot13(b as char) as u8 } else { b };
+    }
+    let w = &buf[..w.len()];
+    STOPWORDS.iter().any(|s| s.as_bytes() == w)
 }
 
 /// Share of stopwords among the ASCII words of `seg` (plain or rotated) and

@@ -76,23 +76,48 @@ fn visit_hashes(canonical: &str, mut f: impl FnMut(u64)) {
         }
         *prev = Some(h);
     };
-    for (i, c) in canonical.char_indices() {
-        if is_cjk(c) {
-            if let Some(s) = start.take() {
+    if canonical.is_ascii() {
+        // Same word boundaries as below: on ASCII `is_word` is alphanumeric
+        // or `_`, and nothing is CJK.
+        for (i, &c) in canonical.as_bytes().iter().enumerate() {
+            if c.is_ascii_alphanumeric() || c == b'_' {
+                start.get_or_insert(i);
+            } else if let Some(s) = start.take() {
                 emit_word(&canonical[s..i], &mut prev);
             }
-            emit_word(&canonical[i..i + c.len_utf8()], &mut prev);
-        } else if is_word(c) {
-            start.get_or_insert(i);
-        } else if let Some(s) = start.take() {
-            emit_word(&canonical[s..i], &mut prev);
         }
+    } else {
+        word_pass(canonical, &mut start, &mut prev, &mut emit_word);
     }
     if let Some(s) = start {
         emit_word(&canonical[s..], &mut prev);
     }
-    // Character (byte) 3..=5-grams.
-    let b = canonical.as_bytes();
+    char_ngrams(canonical.as_bytes(), f);
+}
+
+fn word_pass(
+    canonical: &str,
+    start: &mut Option<usize>,
+    prev: &mut Option<u64>,
+    emit_word: &mut impl FnMut(&str, &mut Option<u64>),
+) {
+    for (i, c) in canonical.char_indices() {
+        if is_cjk(c) {
+            if let Some(s) = start.take() {
+                emit_word(&canonical[s..i], prev);
+            }
+            emit_word(&canonical[i..i + c.len_utf8()], prev);
+        } else if is_word(c) {
+            start.get_or_insert(i);
+        } else if let Some(s) = start.take() {
+            emit_word(&canonical[s..i], prev);
+        }
+    }
+}
+
+/// Character (byte) 3..=5-grams.
+#[inline]
+fn char_ngrams(b: &[u8], mut f: impl FnMut(u64)) {
     for i in 0..b.len() {
         let mut h = 0xcbf2_9ce4_8422_2325u64;
         for n in 0..5 {
