@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input};
 
 use super::{Anchor, Inner, Rule};
@@ -59,6 +60,8 @@ struct Scan<'a> {
     text: &'a [u8],
     key: Option<String>,
     last_end: Vec<usize>,
+    /// Per rule, capture slots reused across matches (made on first use).
+    caps: Vec<Option<Captures>>,
     out: Vec<Raw>,
 }
 
@@ -194,12 +197,41 @@ fn scan_view(inner: &Inner, text: &str, key: Option<String>) -> Vec<Raw> {
         text: text.as_bytes(),
         key,
         last_end: vec![0; inner.rules.len()],
+        caps: Vec::new(),
         out: Vec::new(),
     };
     s.literals();
     s.tokens();
     s.key_driven();
     s.out
+}
+
+/// End of the run of ASCII letters starting at `i`, eight bytes at a time:
+/// a byte loop mispredicts a branch at almost every word end.
+#[inline]
+fn alpha_run_end(text: &[u8], mut i: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = text.get(i..i + 8) {
+        let mut buf = [0u8; 8];
+        buf.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(buf);
+        // ASCII letter iff (b | 0x20) is in b'a'..=b'z' and b < 0x80; with
+        // the high bit clear, adding to one byte never carries into the next.
+        let y = (x | (0x20 * LO)) & !HI;
+        let ge_a = y.wrapping_add((0x80 - u64::from(b'a')) * LO);
+        let ge_after_z = y.wrapping_add((0x80 - u64::from(b'z') - 1) * LO);
+        let alpha = ge_a & !ge_after_z & !x & HI;
+        let stop = !alpha & HI;
+        if stop != 0 {
+            return i + (stop.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < text.len() && CLASS[text[i] as usize] == ALPHA {
+        i += 1;
+    }
+    i
 }
 
 fn is_word(b: u8) -> bool {
@@ -248,10 +280,7 @@ impl Scan<'_> {
             }
             if class == ALPHA {
                 let s = i;
-                i += 1;
-                while i < n && CLASS[text[i] as usize] == ALPHA {
-                    i += 1;
-                }
+                i = alpha_run_end(text, i + 1);
                 if s == 0 || !is_word(text[s - 1]) {
                     for p in words.prefixes_at(&text[s..]) {
                         if text[s..].starts_with(&p.literal) {
@@ -390,20 +419,18 @@ impl Scan<'_> {
     }
 
     fn search_anchored(&mut self, r: usize, at: usize, we: usize) {
-        let rule = &self.inner.rules[r];
         let input = Input::new(self.text).range(at..we).anchored(Anchored::Yes);
-        if let Some((s, e, _, me)) = find(rule, &input) {
+        if let Some((s, e, _, me)) = self.find(r, &input) {
             self.accept(r, s, e, me);
         }
     }
 
     /// Find matches of rule `r` in `ws..we` that overlap the anchor `as_..ae`.
     fn search_window(&mut self, r: usize, ws: usize, we: usize, as_: usize, ae: usize) {
-        let rule = &self.inner.rules[r];
         let mut at = ws.max(self.last_end[r]);
         while at < we {
             let input = Input::new(self.text).range(at..we);
-            let Some((s, e, ms, me)) = find(rule, &input) else {
+            let Some((s, e, ms, me)) = self.find(r, &input) else {
                 break;
             };
             at = if me > ms { me } else { me + 1 };
@@ -421,11 +448,10 @@ impl Scan<'_> {
     /// acceptable match after the word, else the last one before it, so that
     /// "DOB: 1985-03-12, seen 2024-03-18" flags only the birth date.
     fn search_nearest(&mut self, r: usize, ws: usize, word: usize, we: usize) {
-        let rule = &self.inner.rules[r];
         let mut at = word.max(self.last_end[r]);
         while at < we {
             let input = Input::new(self.text).range(at..we);
-            let Some((s, e, ms, me)) = find(rule, &input) else {
+            let Some((s, e, ms, me)) = self.find(r, &input) else {
                 break;
             };
             at = if me > ms { me } else { me + 1 };
@@ -437,7 +463,7 @@ impl Scan<'_> {
         let mut at = ws.max(self.last_end[r]);
         while at < word {
             let input = Input::new(self.text).range(at..word);
-            let Some(m) = find(rule, &input) else { break };
+            let Some(m) = self.find(r, &input) else { break };
             at = if m.3 > m.2 { m.3 } else { m.3 + 1 };
             before.push(m);
         }
@@ -446,6 +472,28 @@ impl Scan<'_> {
                 return;
             }
         }
+    }
+
+    /// One match of rule `r` in `input`: (reported start, end, match start, end).
+    fn find(&mut self, r: usize, input: &Input<'_>) -> Option<(usize, usize, usize, usize)> {
+        let rule = &self.inner.rules[r];
+        let m = rule.re.search(input)?;
+        if rule.group == 0 {
+            return Some((m.start(), m.end(), m.start(), m.end()));
+        }
+        // Captures need a slower engine: only on a real match, and their
+        // slots are allocated once per rule per scan, not per match.
+        if self.caps.len() <= r {
+            self.caps.resize_with(self.inner.rules.len(), || None);
+        }
+        let caps = self.caps[r].get_or_insert_with(|| rule.re.create_captures());
+        let exact = input
+            .clone()
+            .range(m.start()..m.end())
+            .anchored(Anchored::Yes);
+        rule.re.search_captures(&exact, caps);
+        let g = caps.get_group(rule.group)?;
+        Some((g.start, g.end, m.start(), m.end()))
     }
 
     /// Validate, score and record one match `s..e` (reported span) of rule `r`.
@@ -466,17 +514,23 @@ impl Scan<'_> {
             self.last_end[r] = match_end.max(e);
             return false;
         }
-        let mut evidence = vec![Evidence::Pattern { score: rule.score }];
-        if let Some((name, f)) = &rule.validator {
-            let result = f(value);
-            if result == Checksum::Invalid {
-                return false;
+        // Most candidates fail their validator: allocate evidence only after.
+        let checksum = match &rule.validator {
+            Some((name, f)) => {
+                let result = f(value);
+                if result == Checksum::Invalid {
+                    return false;
+                }
+                Some(Evidence::Checksum {
+                    validator: name.clone(),
+                    result,
+                })
             }
-            evidence.push(Evidence::Checksum {
-                validator: name.clone(),
-                result,
-            });
-        }
+            None => None,
+        };
+        let mut evidence = Vec::with_capacity(4);
+        evidence.push(Evidence::Pattern { score: rule.score });
+        evidence.extend(checksum);
         let mut score = rule.score;
         if let Some(ctx) = &rule.ctx {
             let lo = s.saturating_sub(ctx.before);
@@ -526,19 +580,23 @@ impl Scan<'_> {
     }
 }
 
-/// One match of `rule` in `input`: (reported start, end, match start, end).
-fn find(rule: &Rule, input: &Input<'_>) -> Option<(usize, usize, usize, usize)> {
-    let m = rule.re.search(input)?;
-    if rule.group == 0 {
-        return Some((m.start(), m.end(), m.start(), m.end()));
+#[cfg(test)]
+mod tests {
+    use super::{alpha_run_end, ALPHA, CLASS};
+
+    #[test]
+    fn alpha_run_end_matches_byte_loop() {
+        let slow = |t: &[u8], mut i: usize| {
+            while i < t.len() && CLASS[t[i] as usize] == ALPHA {
+                i += 1;
+            }
+            i
+        };
+        let mut text: Vec<u8> = (0..=255u8).collect();
+        text.extend(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ@[`{ \xc3\xa9zz");
+        text.extend(b"helloWorld_x Zq9 ".repeat(3));
+        for i in 0..=text.len() {
+            assert_eq!(alpha_run_end(&text, i), slow(&text, i), "at {i}");
+        }
     }
-    // Captures cost an allocation and a slower engine: only on a real match.
-    let mut caps = rule.re.create_captures();
-    let exact = input
-        .clone()
-        .range(m.start()..m.end())
-        .anchored(Anchored::Yes);
-    rule.re.search_captures(&exact, &mut caps);
-    let g = caps.get_group(rule.group)?;
-    Some((g.start, g.end, m.start(), m.end()))
 }
