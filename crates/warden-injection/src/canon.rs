@@ -326,8 +326,12 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
     // Plain ASCII (most prompts) has no hidden channels, invisible
     // characters or compatibility forms: one byte loop, no char table.
     if src.is_ascii() {
-        let wants_fold = canon_ascii(src.as_bytes(), &mut b);
-        return finish(input, b, signals, payloads, wants_fold);
+        let bytes = src.as_bytes();
+        match ascii_unchanged_layout(bytes).map(String::from_utf8) {
+            Some(Ok(text)) => b.text = text,
+            _ => canon_ascii(bytes, &mut b),
+        }
+        return finish(input, b, signals, payloads, ascii_wants_fold(bytes));
     }
     let mut wants_fold = false;
     let chars: Vec<(usize, char)> = src.char_indices().collect();
@@ -453,29 +457,56 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
     finish(input, b, signals, payloads, wants_fold)
 }
 
-/// The ASCII-only half of [`canonicalize`]; returns `wants_fold`.
-fn canon_ascii(src: &[u8], b: &mut Builder) -> bool {
-    let mut wants_fold = false;
+/// The canonical text of ASCII `src` when no whitespace run collapses, so
+/// every output byte sits at its input offset (no span map needed): lower
+/// case, control characters and whitespace as one space, newlines kept.
+/// `None` when a run of whitespace needs the general builder.
+fn ascii_unchanged_layout(src: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(src.len());
+    let mut prev_ws = false;
+    for &c in src {
+        // Whitespace or a control character (which canonicalises to a space).
+        let ws = c <= b' ' || c == 0x7f;
+        if ws && prev_ws {
+            return None;
+        }
+        prev_ws = ws;
+        out.push(if !ws {
+            c.to_ascii_lowercase()
+        } else if c == b'\n' {
+            b'\n'
+        } else {
+            b' '
+        });
+    }
+    Some(out)
+}
+
+/// The ASCII-only half of [`canonicalize`], through the span-mapping builder.
+fn canon_ascii(src: &[u8], b: &mut Builder) {
     for (i, &c) in src.iter().enumerate() {
         let out = if c.is_ascii_control() && !matches!(c, b'\n' | b'\t' | b'\r') {
             b' '
-        } else if c.is_ascii_uppercase() {
-            c.to_ascii_lowercase()
         } else {
-            if !wants_fold {
-                let prev = i > 0 && src[i - 1].is_ascii_alphabetic();
-                let next = src.get(i + 1).is_some_and(u8::is_ascii_alphabetic);
-                if c.is_ascii_digit() {
-                    wants_fold = prev || next;
-                } else if matches!(c, b'@' | b'$' | b'|') {
-                    wants_fold = prev && next;
-                }
-            }
-            c
+            c.to_ascii_lowercase()
         };
         b.push_ascii(out, i as u32);
     }
-    wants_fold
+}
+
+/// Leet inside words (a digit touching a letter, `@ $ |` between letters):
+/// the folded view is worth building.
+fn ascii_wants_fold(src: &[u8]) -> bool {
+    for (i, &c) in src.iter().enumerate() {
+        if c.is_ascii_digit() || matches!(c, b'@' | b'$' | b'|') {
+            let prev = i > 0 && src[i - 1].is_ascii_alphabetic();
+            let next = src.get(i + 1).is_some_and(u8::is_ascii_alphabetic);
+            if (c.is_ascii_digit() && (prev || next)) || (prev && next) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 fn finish(
@@ -768,6 +799,25 @@ mod tests {
             map: Map::Identity(0),
             depth: 0,
         })
+    }
+
+    proptest::proptest! {
+        /// The ASCII fast paths agree with the general per-character path
+        /// (forced by a trailing non-ASCII symbol after a space).
+        #[test]
+        fn ascii_fast_path_matches_general(s in "[\\x00-\\x7f]{0,80}") {
+            let fast = canon(&s);
+            let general = canon(&format!("{s} \u{20AC}"));
+            proptest::prop_assert!(general.view.text.starts_with(&fast.view.text));
+            proptest::prop_assert_eq!(fast.wants_fold, general.wants_fold);
+            for i in 0..fast.view.text.len() {
+                proptest::prop_assert_eq!(fast.view.original(i, i + 1), general.view.original(i, i + 1));
+            }
+            let n = fast.view.text.len() as u32;
+            let general_tokens: Vec<u32> =
+                token_starts(&general.view.text).into_iter().filter(|&t| t < n).collect();
+            proptest::prop_assert_eq!(token_starts(&fast.view.text), general_tokens);
+        }
     }
 
     #[test]

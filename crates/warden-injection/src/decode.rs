@@ -282,69 +282,74 @@ fn entity(name: &str) -> Option<char> {
     })
 }
 
-const STOPWORDS: &[&str] = &[
-    "the",
-    "and",
-    "to",
-    "of",
-    "a",
-    "is",
-    "you",
-    "your",
-    "in",
-    "that",
-    "it",
-    "for",
-    "all",
-    "are",
-    "this",
-    "with",
-    "be",
-    "on",
-    "as",
-    "not",
-    "i",
-    "me",
-    "my",
-    "now",
-    "what",
-    "from",
-    "or",
-    "an",
-    "previous",
-    "ignore",
-    "instructions",
-];
-
-/// Longest entry of [`STOPWORDS`].
+/// Longest stopword.
 const STOPWORD_MAX: usize = 12;
 
-fn is_stopword(w: &str, rotate: bool) -> bool {
+/// Whether ASCII-letter word `w` (lower-cased, and rotated when `rotate`) is
+/// a common English word.
+fn is_stopword(w: &[u8], rotate: bool) -> bool {
     if w.len() > STOPWORD_MAX {
         return false;
     }
-    // Fold the word once, then compare against the entries of its length.
     let mut buf = [0u8; STOPWORD_MAX];
-    for (d, b) in buf.iter_mut().zip(w.bytes()) {
+    for (d, &b) in buf.iter_mut().zip(w) {
         let b = b.to_ascii_lowercase();
         *d = if rotate { rot13(b as char) as u8 } else { b };
     }
-    let w = &buf[..w.len()];
-    STOPWORDS.iter().any(|s| s.as_bytes() == w)
+    matches!(
+        &buf[..w.len()],
+        b"the"
+            | b"and"
+            | b"to"
+            | b"of"
+            | b"a"
+            | b"is"
+            | b"you"
+            | b"your"
+            | b"in"
+            | b"that"
+            | b"it"
+            | b"for"
+            | b"all"
+            | b"are"
+            | b"this"
+            | b"with"
+            | b"be"
+            | b"on"
+            | b"as"
+            | b"not"
+            | b"i"
+            | b"me"
+            | b"my"
+            | b"now"
+            | b"what"
+            | b"from"
+            | b"or"
+            | b"an"
+            | b"previous"
+            | b"ignore"
+            | b"instructions"
+    )
 }
 
-/// Share of stopwords among the ASCII words of `seg` (plain or rotated) and
-/// the word count, without allocating.
+/// Share of stopwords among the first 200 ASCII-letter words of `seg`
+/// (plain or rotated) and the word count, without allocating.
 fn stopword_ratio(seg: &str, rotate: bool) -> (f32, usize) {
+    let b = seg.as_bytes();
     let mut words = 0usize;
     let mut hits = 0usize;
-    for w in seg
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .filter(|w| !w.is_empty())
-        .take(200)
-    {
+    let mut i = 0;
+    while i < b.len() && words < 200 {
+        if !b[i].is_ascii_alphabetic() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_alphabetic() {
+            i += 1;
+        }
         words += 1;
-        hits += is_stopword(w, rotate) as usize;
+        hits += is_stopword(&b[start..i], rotate) as usize;
     }
     if words == 0 {
         return (0.0, 0);
