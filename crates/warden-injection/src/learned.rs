@@ -115,10 +115,41 @@ fn word_pass(
     }
 }
 
-/// Character (byte) 3..=5-grams.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// Hash of an n-gram (`n` = length - 1) from its FNV-1a state.
+#[inline(always)]
+fn gram_hash(h: u64, n: u64) -> u64 {
+    let mut m = h ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    m ^= m >> 29;
+    m = m.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    m ^ (m >> 32)
+}
+
+/// Character (byte) 3..=5-grams, in the order: for each start byte, the
+/// 3-, 4- and 5-gram starting there.
 #[inline]
 fn char_ngrams(b: &[u8], mut f: impl FnMut(u64)) {
-    for i in 0..b.len() {
+    // Every start with a full 5-gram ahead, without bounds checks per byte.
+    for w in b.windows(5) {
+        let mut h = FNV_OFFSET;
+        h = (h ^ w[0] as u64).wrapping_mul(FNV_PRIME);
+        h = (h ^ w[1] as u64).wrapping_mul(FNV_PRIME);
+        h = (h ^ w[2] as u64).wrapping_mul(FNV_PRIME);
+        f(gram_hash(h, 2));
+        h = (h ^ w[3] as u64).wrapping_mul(FNV_PRIME);
+        f(gram_hash(h, 3));
+        h = (h ^ w[4] as u64).wrapping_mul(FNV_PRIME);
+        f(gram_hash(h, 4));
+    }
+    char_ngrams_tail(b, b.len().saturating_sub(4), f);
+}
+
+/// The general n-gram loop for starts from `from` on (the last few bytes).
+#[inline]
+fn char_ngrams_tail(b: &[u8], from: usize, mut f: impl FnMut(u64)) {
+    for i in from..b.len() {
         let mut h = 0xcbf2_9ce4_8422_2325u64;
         for n in 0..5 {
             let Some(&x) = b.get(i + n) else { break };
@@ -376,6 +407,25 @@ impl Classifier for LinearModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unrolled_ngrams_match_general_loop() {
+        for text in [
+            "",
+            "ab",
+            "abc",
+            "abcd",
+            "abcde",
+            "ignore all previous instructions",
+            "ü日本語x",
+        ] {
+            let mut fast = Vec::new();
+            char_ngrams(text.as_bytes(), |h| fast.push(h));
+            let mut general = Vec::new();
+            char_ngrams_tail(text.as_bytes(), 0, |h| general.push(h));
+            assert_eq!(fast, general, "{text:?}");
+        }
+    }
 
     #[test]
     fn round_trip_and_learns() {
