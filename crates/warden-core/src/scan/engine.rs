@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use regex_automata::dfa::Automaton;
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input};
 
@@ -477,6 +478,13 @@ impl Scan<'_> {
     /// One match of rule `r` in `input`: (reported start, end, match start, end).
     fn find(&mut self, r: usize, input: &Input<'_>) -> Option<(usize, usize, usize, usize)> {
         let rule = &self.inner.rules[r];
+        // Same regex, same syntax: no DFA match means no meta match. A DFA
+        // error (it never quits on these ASCII-only patterns) falls through.
+        if let Some(dfa) = &rule.dfa {
+            if let Ok(None) = dfa.try_search_fwd(input) {
+                return None;
+            }
+        }
         let m = rule.re.search(input)?;
         if rule.group == 0 {
             return Some((m.start(), m.end(), m.start(), m.end()));

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use regex_automata::dfa::dense;
 use regex_automata::meta;
 use regex_automata::util::syntax;
 
@@ -83,6 +84,10 @@ struct Rule {
     id: Arc<str>,
     entity: Arc<str>,
     re: meta::Regex,
+    /// The same regex as a fully built DFA, when small enough: a cheap,
+    /// cache-free test that rules out almost every candidate window before
+    /// the meta regex (with its per-call setup) runs.
+    dfa: Option<dense::DFA<Vec<u32>>>,
     group: usize,
     validator: Option<(Arc<str>, ValidatorFn)>,
     score: f32,
@@ -172,6 +177,29 @@ impl ScannerBuilder {
         packs.extend(self.packs);
         Scanner::compile(packs, self.config)
     }
+}
+
+/// Largest DFA built for one rule's candidate filter (and the limit on the
+/// memory used to build it); rules over it keep only the meta regex.
+const DFA_LIMIT: usize = 1 << 15;
+
+/// `pattern` as a dense DFA with the same syntax as [`compile_regex`], or
+/// `None` when it would be too large.
+fn compile_dfa(pattern: &str, case_insensitive: bool) -> Option<dense::DFA<Vec<u32>>> {
+    let syn = syntax::Config::new()
+        .unicode(false)
+        .utf8(false)
+        .case_insensitive(case_insensitive);
+    dense::Builder::new()
+        .syntax(syn)
+        .configure(
+            dense::Config::new()
+                .start_kind(regex_automata::dfa::StartKind::Both)
+                .dfa_size_limit(Some(DFA_LIMIT))
+                .determinize_size_limit(Some(DFA_LIMIT)),
+        )
+        .build(pattern)
+        .ok()
 }
 
 /// Compile a linear-time regex over bytes with ASCII-only classes.
@@ -497,6 +525,7 @@ fn compile_rule(p: &Pack, spec: &RuleSpec) -> Result<Rule, Error> {
     Ok(Rule {
         id: Arc::from(spec.id.as_str()),
         entity: Arc::from(spec.entity.as_str()),
+        dfa: compile_dfa(&spec.regex, spec.case_insensitive),
         re,
         group: spec.group,
         validator,
