@@ -350,7 +350,10 @@ impl LinearModel {
         let mut count = 0u32;
         visit_hashes(text, |h| {
             let w = self.weights.get((h & mask) as usize).copied().unwrap_or(0) as i64;
-            sum += if h >> 63 == 1 { -w } else { w };
+            // Negate when the top bit is set, without a branch: the sign bit
+            // is random, so a branch would mispredict half the time.
+            let neg = (h >> 63) as i64;
+            sum += (w ^ -neg) + neg;
             count += 1;
         });
         if count == 0 {
