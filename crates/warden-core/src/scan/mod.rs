@@ -548,36 +548,3 @@ fn compile_rule(p: &Pack, spec: &RuleSpec) -> Result<Rule, Error> {
         exclude,
     })
 }
-
-#[cfg(test)]
-mod probe {
-    #[test]
-    #[ignore]
-    fn literal_hit_counts() {
-        let s = super::Scanner::builtin().unwrap();
-        let c = crate::testdata::corpus(1, 2_000_000, 400);
-        let ac = s.inner.literals.as_ref().unwrap();
-        let mut counts = vec![0usize; ac.patterns_len()];
-        let mut total = 0;
-        for d in &c.docs {
-            for m in ac.find_iter(d.as_bytes()) {
-                counts[m.pattern().as_usize()] += 1;
-                total += 1;
-            }
-        }
-        let mut v: Vec<(usize, usize)> = counts.iter().copied().enumerate().collect();
-        v.sort_by_key(|x| std::cmp::Reverse(x.1));
-        println!(
-            "total {total} hits in {} bytes, {} patterns",
-            c.bytes(),
-            ac.patterns_len()
-        );
-        for (i, n) in v.iter().take(25) {
-            let rules: Vec<&str> = s.inner.lit_targets[*i]
-                .iter()
-                .map(|t| &*s.inner.rules[t.rule].id)
-                .collect();
-            println!("{n:6} pattern #{i} {:?}", rules);
-        }
-    }
-}
