@@ -1,6 +1,6 @@
 //! Rough single-thread scan throughput on the seeded corpus (the criterion bench
 //! `cargo bench --bench scan` is the careful measurement):
-//! `cargo run --release -p warden-core --example throughput [per-pack]`.
+//! `cargo run --release -p warden-core --example throughput [per-pack|profile]`.
 
 use std::time::Instant;
 
@@ -8,11 +8,20 @@ use warden_core::testdata::corpus;
 use warden_core::Scanner;
 
 fn main() {
-    if std::env::args().nth(1).as_deref() == Some("per-pack") {
-        throughput_per_pack();
-    } else {
-        throughput_smoke();
+    match std::env::args().nth(1).as_deref() {
+        Some("per-pack") => throughput_per_pack(),
+        Some("profile") => profile(),
+        _ => throughput_smoke(),
     }
+}
+
+/// One pass over 2 MB of the sparse corpus, small enough for
+/// `valgrind --tool=callgrind`.
+fn profile() {
+    let scanner = Scanner::builtin().unwrap();
+    let c = corpus(1, 2_000_000, 400);
+    let n: usize = c.docs.iter().map(|d| scanner.scan(d).len()).sum();
+    println!("{n} findings");
 }
 
 fn throughput_smoke() {
