@@ -18,10 +18,21 @@ fn main() {
 /// One pass over 2 MB of the sparse corpus, small enough for
 /// `valgrind --tool=callgrind`.
 fn profile() {
-    let scanner = Scanner::builtin().unwrap();
+    // `profile pii/email.toml` profiles one pack alone.
+    let scanner = match std::env::args().nth(2) {
+        Some(only) => {
+            let &(path, src) = warden_core::builtin_pack_sources()
+                .iter()
+                .find(|(p, _)| *p == only)
+                .expect("no such built-in pack");
+            let pack = warden_core::Pack::parse(src, path).unwrap();
+            Scanner::builder().pack(pack).build().unwrap()
+        }
+        None => Scanner::builtin().unwrap(),
+    };
     let c = corpus(1, 2_000_000, 400);
     let n: usize = c.docs.iter().map(|d| scanner.scan(d).len()).sum();
-    println!("{n} findings");
+    println!("{n} findings, {} planted", c.entities());
 }
 
 fn throughput_smoke() {

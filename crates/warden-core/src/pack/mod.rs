@@ -278,6 +278,8 @@ impl Pack {
                         requires: d.requires,
                         starts: d.starts,
                         letters_before: d.letters_before,
+                        requires_min: d.requires_min.max(1),
+                        min_word: d.min_word,
                     }),
                     context: r.prefilter.context,
                     before: r.prefilter.before,
@@ -421,13 +423,21 @@ pub struct Prefilter {
 pub struct DigitRun {
     /// Minimum number of digits in the run.
     pub min: usize,
-    /// If non-empty, the run must contain at least one of these characters.
+    /// If non-empty, the run (or the eight bytes before it, the two after) must
+    /// contain at least one of these characters.
     pub requires: String,
     /// If non-empty, the run must start with one of these characters.
     pub starts: String,
     /// The run must directly follow this many ASCII upper-case letters
     /// (e.g. 2 for the country code of an IBAN).
     pub letters_before: usize,
+    /// How many of the `requires` characters the run (with the bytes around
+    /// it, as above) must hold in all, e.g. 3 dots for an IPv4 address. At least 1.
+    pub requires_min: usize,
+    /// If non-zero, the run must begin a word (no ASCII letter or digit
+    /// before it) of at least this many ASCII letters and digits, e.g. 26
+    /// for a base58 Bitcoin address.
+    pub min_word: usize,
 }
 
 /// Context words of a rule.
@@ -571,6 +581,14 @@ mod raw {
         pub starts: String,
         #[serde(default)]
         pub letters_before: usize,
+        #[serde(default = "one")]
+        pub requires_min: usize,
+        #[serde(default)]
+        pub min_word: usize,
+    }
+
+    fn one() -> usize {
+        1
     }
 
     fn default_before() -> usize {

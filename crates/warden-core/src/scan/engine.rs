@@ -10,13 +10,14 @@ use super::{Anchor, Inner, Rule};
 use crate::finding::{Checksum, Evidence, Finding};
 use crate::normalize::{normalize, Normalized};
 
-/// Bytes that may separate digits inside one digit run.
-const RUN_SEP: [bool; 256] = {
-    let mut t = [false; 256];
+/// Bytes that may separate digits inside one digit run, numbered from 1
+/// (0: not a separator), so a run can count each kind as it goes.
+const RUN_SEP: [u8; 256] = {
+    let mut t = [0u8; 256];
     let seps = b" -./()+:";
     let mut i = 0;
     while i < seps.len() {
-        t[seps[i] as usize] = true;
+        t[seps[i] as usize] = i as u8 + 1;
         i += 1;
     }
     t
@@ -235,6 +236,31 @@ fn alpha_run_end(text: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Does the digit run `start..end` (whose separators by kind are `seps`)
+/// hold enough of the rule's required characters? Bytes just around the run
+/// count too (`::ffff:192.0.2.1`, `fe80::`), but are only looked at when
+/// one touches the run.
+#[inline]
+fn requires_met(rule: &Rule, seps: &[u32; 9], text: &[u8], start: usize, end: usize) -> bool {
+    let inside: usize = rule
+        .requires_list
+        .iter()
+        .map(|&c| seps[RUN_SEP[c as usize] as usize] as usize)
+        .sum();
+    if inside >= rule.requires_min {
+        return true;
+    }
+    let touches = (start > 0 && rule.requires.contains(text[start - 1]))
+        || (end < text.len() && rule.requires.contains(text[end]));
+    touches
+        && text[start.saturating_sub(8)..(end + 2).min(text.len())]
+            .iter()
+            .filter(|&&b| rule.requires.contains(b))
+            .take(rule.requires_min)
+            .count()
+            >= rule.requires_min
+}
+
 fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric()
 }
@@ -298,18 +324,23 @@ impl Scan<'_> {
             let mut j = start;
             let mut digits = 0;
             let mut end = start;
+            // Separators taken into the run, by kind (index 0 stays 0).
+            let mut seps = [0u32; 9];
             while j < n {
                 let b = text[j];
                 if b.is_ascii_digit() {
                     digits += 1;
                     j += 1;
                     end = j;
-                } else if RUN_SEP[b as usize] {
+                } else if RUN_SEP[b as usize] != 0 {
                     // Up to two separators in a row, e.g. ") " in "(415) 555".
                     let next_digit = |k: usize| k < n && text[k].is_ascii_digit();
                     if next_digit(j + 1) {
+                        seps[RUN_SEP[b as usize] as usize] += 1;
                         j += 1;
-                    } else if j + 1 < n && RUN_SEP[text[j + 1] as usize] && next_digit(j + 2) {
+                    } else if j + 1 < n && RUN_SEP[text[j + 1] as usize] != 0 && next_digit(j + 2) {
+                        seps[RUN_SEP[b as usize] as usize] += 1;
+                        seps[RUN_SEP[text[j + 1] as usize] as usize] += 1;
                         j += 2;
                     } else {
                         break;
@@ -327,15 +358,19 @@ impl Scan<'_> {
                 if rule.min_digits > digits {
                     break;
                 }
-                // The byte before the run counts too (`::ffff:192.0.2.1`).
-                if !rule.requires.is_empty()
-                    && !text[start.saturating_sub(1)..end]
-                        .iter()
-                        .any(|b| rule.requires.contains(b))
-                {
+                if !rule.starts.is_empty() && !rule.starts.contains(text[start]) {
                     continue;
                 }
-                if !rule.starts.is_empty() && !rule.starts.contains(&text[start]) {
+                if !rule.requires.is_empty() && !requires_met(rule, &seps, text, start, end) {
+                    continue;
+                }
+                if rule.min_word > 0
+                    && ((start > 0 && is_word(text[start - 1]))
+                        || text.len() - start < rule.min_word
+                        || !text[start..start + rule.min_word]
+                            .iter()
+                            .all(|&b| is_word(b)))
+                {
                     continue;
                 }
                 if rule.letters_before > 0
@@ -405,6 +440,7 @@ impl Scan<'_> {
     /// Evaluate rule `r` around the anchor `a_start..a_end`.
     fn try_rule(&mut self, r: usize, a_start: usize, a_end: usize) {
         let rule = &self.inner.rules[r];
+
         if a_start < self.last_end[r] {
             return;
         }

@@ -93,14 +93,42 @@ struct Rule {
     score: f32,
     anchor: Anchor,
     min_digits: usize,
-    requires: Box<[u8]>,
-    starts: Box<[u8]>,
+    requires: ByteSet,
+    /// The same characters as a list (usually one).
+    requires_list: Box<[u8]>,
+    starts: ByteSet,
     letters_before: usize,
+    requires_min: usize,
+    min_word: usize,
     before: usize,
     after: usize,
     ctx: Option<ContextMatcher>,
     required: bool,
     exclude: AllowList,
+}
+
+/// A set of bytes, tested with one load and mask (a `&[u8]` would cost a
+/// `memchr` call per test in the digit-run loop).
+#[derive(Debug, Clone, Copy, Default)]
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn of(chars: &str) -> ByteSet {
+        let mut set = ByteSet::default();
+        for b in chars.bytes() {
+            set.0[usize::from(b >> 6)] |= 1 << (b & 63);
+        }
+        set
+    }
+
+    #[inline]
+    fn contains(self, b: u8) -> bool {
+        self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+
+    fn is_empty(self) -> bool {
+        self.0 == [0; 4]
+    }
 }
 
 /// A rule's context words compiled for whole-word, case-insensitive search.
@@ -532,15 +560,15 @@ fn compile_rule(p: &Pack, spec: &RuleSpec) -> Result<Rule, Error> {
         score: spec.score,
         anchor,
         min_digits: pf.digits.as_ref().map_or(0, |d| d.min),
-        requires: pf
+        requires: ByteSet::of(pf.digits.as_ref().map_or("", |d| &d.requires)),
+        requires_list: pf
             .digits
             .as_ref()
             .map_or_else(|| Box::from(&b""[..]), |d| d.requires.as_bytes().into()),
-        starts: pf
-            .digits
-            .as_ref()
-            .map_or_else(|| Box::from(&b""[..]), |d| d.starts.as_bytes().into()),
+        starts: ByteSet::of(pf.digits.as_ref().map_or("", |d| &d.starts)),
         letters_before: pf.digits.as_ref().map_or(0, |d| d.letters_before),
+        requires_min: pf.digits.as_ref().map_or(1, |d| d.requires_min),
+        min_word: pf.digits.as_ref().map_or(0, |d| d.min_word),
         before: pf.before,
         after: pf.after,
         ctx,
