@@ -19,6 +19,7 @@ fn main() {
 /// `valgrind --tool=callgrind`.
 fn profile() {
     // `profile pii/email.toml` profiles one pack alone.
+    let t = Instant::now();
     let scanner = match std::env::args().nth(2) {
         Some(only) => {
             let &(path, src) = warden_core::builtin_pack_sources()
@@ -30,6 +31,7 @@ fn profile() {
         }
         None => Scanner::builtin().unwrap(),
     };
+    println!("built in {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
     let c = corpus(1, 2_000_000, 400);
     let n: usize = c.docs.iter().map(|d| scanner.scan(d).len()).sum();
     println!("{n} findings, {} planted", c.entities());

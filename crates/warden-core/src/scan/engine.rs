@@ -261,6 +261,54 @@ fn requires_met(rule: &Rule, seps: &[u32; 9], text: &[u8], start: usize, end: us
             >= rule.requires_min
 }
 
+/// Bit masks of the ASCII letters and the ASCII digits among (up to) 64
+/// bytes: bit `i` is byte `i`.
+#[inline]
+fn block_masks(block: &[u8]) -> (u64, u64) {
+    let mut buf = [0u8; 64];
+    let block = if block.len() == 64 {
+        block
+    } else {
+        buf[..block.len()].copy_from_slice(block);
+        &buf[..]
+    };
+    let mut alpha = 0u64;
+    let mut digit = 0u64;
+    for (c, chunk) in block.chunks_exact(8).enumerate() {
+        let (a, d) = classify8(chunk);
+        alpha |= u64::from(a) << (8 * c);
+        digit |= u64::from(d) << (8 * c);
+    }
+    (alpha, digit)
+}
+
+/// Letter and digit bits of eight bytes, SWAR: with each byte's high bit
+/// cleared first, the additions never carry into the next byte.
+#[inline]
+fn classify8(chunk: &[u8]) -> (u8, u8) {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut b = [0u8; 8];
+    b.copy_from_slice(chunk);
+    let x = u64::from_le_bytes(b);
+    let ascii = !x & HI;
+    let y = (x | (0x20 * LO)) & !HI;
+    let alpha = y.wrapping_add((0x80 - u64::from(b'a')) * LO)
+        & !y.wrapping_add((0x80 - u64::from(b'z') - 1) * LO)
+        & ascii;
+    let d = x & !HI;
+    let digit = d.wrapping_add((0x80 - u64::from(b'0')) * LO)
+        & !d.wrapping_add((0x80 - u64::from(b'9') - 1) * LO)
+        & ascii;
+    (movemask(alpha), movemask(digit))
+}
+
+/// The high bit of each byte, gathered into one byte.
+#[inline]
+fn movemask(m: u64) -> u8 {
+    ((m & 0x8080_8080_8080_8080).wrapping_mul(0x0002_0408_1020_4081) >> 56) as u8
+}
+
 fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric()
 }
@@ -288,102 +336,136 @@ impl Scan<'_> {
     /// One pass over the bytes: runs of digits (for digit-anchored rules)
     /// and ASCII words (looked up in the word dictionary: names, street
     /// suffixes, titles, context words of context-anchored rules).
+    ///
+    /// The text is classified 64 bytes at a time into bit masks, so only
+    /// word starts and digit-run starts cost anything; most words are then
+    /// rejected by their first three letters without finding their end.
     fn tokens(&mut self) {
-        let inner = self.inner;
-        let rules = &inner.digit_rules;
-        let min_any = rules
-            .first()
-            .map_or(usize::MAX, |&r| inner.rules[r].min_digits.max(1));
-        let words = &inner.words;
         let text = self.text;
         let n = text.len();
-        let mut i = 0;
-        while i < n {
-            let b = text[i];
-            let class = CLASS[b as usize];
-            if class == OTHER {
-                i += 1;
-                continue;
-            }
-            if class == ALPHA {
-                let s = i;
-                i = alpha_run_end(text, i + 1);
-                if s == 0 || !is_word(text[s - 1]) {
-                    for p in words.prefixes_at(&text[s..]) {
-                        if text[s..].starts_with(&p.literal) {
-                            self.try_rule(p.rule, s, s + p.literal.len());
-                        }
-                    }
-                    if words.may_contain(&text[s..i]) {
-                        self.word_at(s, i);
-                    }
+        let digits_wanted = !self.inner.digit_rules.is_empty();
+        // First byte not yet consumed by a digit run.
+        let mut resume = 0;
+        let mut prev_alnum = 0u64;
+        let mut prev_digit = 0u64;
+        let mut base = 0;
+        while base < n {
+            let (alpha, digit) = block_masks(&text[base..n.min(base + 64)]);
+            let alnum = alpha | digit;
+            let word_starts = alpha & !((alnum << 1) | prev_alnum);
+            let run_starts = if digits_wanted {
+                digit & !((digit << 1) | prev_digit)
+            } else {
+                0
+            };
+            prev_alnum = alnum >> 63;
+            prev_digit = digit >> 63;
+            let mut events = word_starts | run_starts;
+            while events != 0 {
+                let k = events.trailing_zeros() as usize;
+                events &= events - 1;
+                let p = base + k;
+                if p < resume {
+                    continue;
                 }
-                continue;
-            }
-            let start = i;
-            let mut j = start;
-            let mut digits = 0;
-            let mut end = start;
-            // Separators taken into the run, by kind (index 0 stays 0).
-            let mut seps = [0u32; 9];
-            while j < n {
-                let b = text[j];
-                if b.is_ascii_digit() {
-                    digits += 1;
-                    j += 1;
-                    end = j;
-                } else if RUN_SEP[b as usize] != 0 {
-                    // Up to two separators in a row, e.g. ") " in "(415) 555".
-                    let next_digit = |k: usize| k < n && text[k].is_ascii_digit();
-                    if next_digit(j + 1) {
-                        seps[RUN_SEP[b as usize] as usize] += 1;
-                        j += 1;
-                    } else if j + 1 < n && RUN_SEP[text[j + 1] as usize] != 0 && next_digit(j + 2) {
-                        seps[RUN_SEP[b as usize] as usize] += 1;
-                        seps[RUN_SEP[text[j + 1] as usize] as usize] += 1;
-                        j += 2;
-                    } else {
-                        break;
-                    }
+                if word_starts >> k & 1 == 1 {
+                    self.word_start(p);
                 } else {
-                    break;
+                    resume = self.digit_run(p);
                 }
             }
-            i = end.max(start + 1);
-            if digits < min_any {
-                continue;
-            }
-            for &r in rules {
-                let rule = &inner.rules[r];
-                if rule.min_digits > digits {
-                    break;
-                }
-                if !rule.starts.is_empty() && !rule.starts.contains(text[start]) {
-                    continue;
-                }
-                if !rule.requires.is_empty() && !requires_met(rule, &seps, text, start, end) {
-                    continue;
-                }
-                if rule.min_word > 0
-                    && ((start > 0 && is_word(text[start - 1]))
-                        || text.len() - start < rule.min_word
-                        || !text[start..start + rule.min_word]
-                            .iter()
-                            .all(|&b| is_word(b)))
-                {
-                    continue;
-                }
-                if rule.letters_before > 0
-                    && (start < rule.letters_before
-                        || !text[start - rule.letters_before..start]
-                            .iter()
-                            .all(u8::is_ascii_uppercase))
-                {
-                    continue;
-                }
-                self.try_rule(r, start, end);
+            base += 64;
+        }
+    }
+
+    /// An ASCII letter at `s` that starts a word: try word-start literals
+    /// and dictionary phrases.
+    #[inline]
+    fn word_start(&mut self, s: usize) {
+        let words = &self.inner.words;
+        let text = self.text;
+        for p in words.prefixes_at(&text[s..]) {
+            if text[s..].starts_with(&p.literal) {
+                self.try_rule(p.rule, s, s + p.literal.len());
             }
         }
+        if words.may_start(&text[s..]) {
+            let e = alpha_run_end(text, s + 1);
+            if words.may_contain(&text[s..e]) {
+                self.word_at(s, e);
+            }
+        }
+    }
+
+    /// The digit run starting at `i`: try the digit-anchored rules whose
+    /// gates it passes. Returns the end of the run.
+    fn digit_run(&mut self, i: usize) -> usize {
+        let inner = self.inner;
+        let rules = &inner.digit_rules;
+        let text = self.text;
+        let n = text.len();
+        let start = i;
+        let mut j = start;
+        let mut digits = 0;
+        // Separators taken into the run, by kind (index 0 stays 0).
+        let mut seps = [0u32; 9];
+        let is_digit = |k: usize| k < n && text[k].is_ascii_digit();
+        let end = loop {
+            let from = j;
+            while j < n && text[j].is_ascii_digit() {
+                j += 1;
+            }
+            digits += j - from;
+            // Up to two separators in a row, e.g. ") " in "(415) 555".
+            let s1 = text.get(j).map_or(0, |&b| RUN_SEP[b as usize]);
+            if s1 == 0 {
+                break j;
+            }
+            if is_digit(j + 1) {
+                seps[s1 as usize] += 1;
+                j += 1;
+                continue;
+            }
+            let s2 = text.get(j + 1).map_or(0, |&b| RUN_SEP[b as usize]);
+            if s2 != 0 && is_digit(j + 2) {
+                seps[s1 as usize] += 1;
+                seps[s2 as usize] += 1;
+                j += 2;
+                continue;
+            }
+            break j;
+        };
+        for &r in rules {
+            let rule = &inner.rules[r];
+            if rule.min_digits > digits {
+                break;
+            }
+            if !rule.starts.is_empty() && !rule.starts.contains(text[start]) {
+                continue;
+            }
+            if !rule.requires.is_empty() && !requires_met(rule, &seps, text, start, end) {
+                continue;
+            }
+            if rule.min_word > 0
+                && ((start > 0 && is_word(text[start - 1]))
+                    || text.len() - start < rule.min_word
+                    || !text[start..start + rule.min_word]
+                        .iter()
+                        .all(|&b| is_word(b)))
+            {
+                continue;
+            }
+            if rule.letters_before > 0
+                && (start < rule.letters_before
+                    || !text[start - rule.letters_before..start]
+                        .iter()
+                        .all(u8::is_ascii_uppercase))
+            {
+                continue;
+            }
+            self.try_rule(r, start, end);
+        }
+        end
     }
 
     /// The ASCII word `s..e` starts at a word boundary: try every dictionary
@@ -517,7 +599,13 @@ impl Scan<'_> {
         // Same regex, same syntax: no DFA match means no meta match. A DFA
         // error (it never quits on these ASCII-only patterns) falls through.
         if let Some(dfa) = &rule.dfa {
-            if let Ok(None) = dfa.try_search_fwd(input) {
+            if rule.group == 0 {
+                // Forward DFA for the end, reverse DFA for the start: the meta
+                // regex would only repeat that with more setup per call.
+                if let Ok(m) = dfa.try_search(input) {
+                    return m.map(|m| (m.start(), m.end(), m.start(), m.end()));
+                }
+            } else if let Ok(None) = dfa.forward().try_search_fwd(input) {
                 return None;
             }
         }
@@ -626,7 +714,24 @@ impl Scan<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{alpha_run_end, ALPHA, CLASS};
+    use super::{alpha_run_end, block_masks, ALPHA, CLASS};
+
+    #[test]
+    fn block_masks_match_byte_classes() {
+        let mut text: Vec<u8> = (0..=255u8).collect();
+        text.extend(b"abc 123 Zz9 /:@[`{ \xc3\xa9".repeat(5));
+        for start in 0..text.len() {
+            let block = &text[start..text.len().min(start + 64)];
+            let (alpha, digit) = block_masks(block);
+            for (i, &b) in block.iter().enumerate() {
+                assert_eq!(alpha >> i & 1 == 1, b.is_ascii_alphabetic(), "{start}+{i}");
+                assert_eq!(digit >> i & 1 == 1, b.is_ascii_digit(), "{start}+{i}");
+            }
+            if block.len() < 64 {
+                assert_eq!((alpha | digit) >> block.len(), 0, "padding at {start}");
+            }
+        }
+    }
 
     #[test]
     fn alpha_run_end_matches_byte_loop() {

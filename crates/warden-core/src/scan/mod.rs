@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-use regex_automata::dfa::dense;
+use regex_automata::dfa::{dense, regex as dfa_regex};
 use regex_automata::meta;
 use regex_automata::util::syntax;
 
@@ -87,7 +87,7 @@ struct Rule {
     /// The same regex as a fully built DFA, when small enough: a cheap,
     /// cache-free test that rules out almost every candidate window before
     /// the meta regex (with its per-call setup) runs.
-    dfa: Option<dense::DFA<Vec<u32>>>,
+    dfa: Option<dfa_regex::Regex>,
     group: usize,
     validator: Option<(Arc<str>, ValidatorFn)>,
     score: f32,
@@ -213,14 +213,14 @@ const DFA_LIMIT: usize = 1 << 15;
 
 /// `pattern` as a dense DFA with the same syntax as [`compile_regex`], or
 /// `None` when it would be too large.
-fn compile_dfa(pattern: &str, case_insensitive: bool) -> Option<dense::DFA<Vec<u32>>> {
+fn compile_dfa(pattern: &str, case_insensitive: bool) -> Option<dfa_regex::Regex> {
     let syn = syntax::Config::new()
         .unicode(false)
         .utf8(false)
         .case_insensitive(case_insensitive);
-    dense::Builder::new()
+    dfa_regex::Builder::new()
         .syntax(syn)
-        .configure(
+        .dense(
             dense::Config::new()
                 .start_kind(regex_automata::dfa::StartKind::Both)
                 .dfa_size_limit(Some(DFA_LIMIT))

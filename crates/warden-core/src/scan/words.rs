@@ -70,6 +70,28 @@ pub(crate) struct WordDict {
     /// word of a text is rejected without hashing.
     filter: Vec<u64>,
     single: u32,
+    /// Bit per first three letters of a key (27 values each for the second
+    /// and third: a letter or "word ended"), tested before the word's end is
+    /// even known.
+    first3: Vec<u64>,
+}
+
+/// Letter index 0..26 of an ASCII letter, 26 for anything else.
+#[inline]
+fn letter(b: Option<&u8>) -> usize {
+    match b {
+        Some(&b) if b.is_ascii_alphabetic() => usize::from((b | 0x20) - b'a'),
+        _ => 26,
+    }
+}
+
+/// Slot in `first3` of the word starting `text` (an ASCII letter first).
+#[inline]
+fn first3_slot(text: &[u8]) -> usize {
+    let a = letter(text.first());
+    let b = letter(text.get(1));
+    let c = if b == 26 { 26 } else { letter(text.get(2)) };
+    (a * 27 + b) * 27 + c
 }
 
 impl WordDict {
@@ -87,6 +109,11 @@ impl WordDict {
             Some(slot) => self.filter[slot] |= 1 << first_len.min(63),
             None => self.single |= 1 << (key[0] - b'a'),
         }
+        if self.first3.is_empty() {
+            self.first3 = vec![0; (27 * 27 * 27usize).div_ceil(64)];
+        }
+        let slot = first3_slot(&key);
+        self.first3[slot / 64] |= 1 << (slot % 64);
         self.map.entry(key).or_default().push(WordEntry {
             phrase: bytes.into(),
             ci,
@@ -127,6 +154,16 @@ impl WordDict {
             return &[];
         }
         self.prefixes.get(&[b0, text[1]]).map_or(&[], Vec::as_slice)
+    }
+
+    /// Cheapest test, before the word's end is known: could the word that
+    /// starts `text` (with an ASCII letter) be a key?
+    #[inline]
+    pub(crate) fn may_start(&self, text: &[u8]) -> bool {
+        let slot = first3_slot(text);
+        self.first3
+            .get(slot / 64)
+            .is_some_and(|w| w & (1 << (slot % 64)) != 0)
     }
 
     /// Cheap test: could `word` (ASCII letters) be a key?
