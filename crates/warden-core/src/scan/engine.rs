@@ -314,21 +314,54 @@ fn is_word(b: u8) -> bool {
 }
 
 impl Scan<'_> {
+    /// Literal anchors: one-byte ones by memchr, the rest by Aho-Corasick,
+    /// merged in text order (a rule's anchors must come in order).
     fn literals(&mut self) {
-        let Some(ac) = &self.inner.literals else {
-            return;
-        };
+        let inner = self.inner;
         let text = self.text;
-        for m in ac.find_iter(text) {
-            for t in &self.inner.lit_targets[m.pattern().as_usize()] {
+        let single = &inner.single_bytes;
+        let mut bytes = match single.as_slice() {
+            [] => None,
+            [a] => Some(memchr::memchr3_iter(a.0, a.0, a.0, text)),
+            [a, b] => Some(memchr::memchr3_iter(a.0, b.0, b.0, text)),
+            [a, b, c, ..] => Some(memchr::memchr3_iter(a.0, b.0, c.0, text)),
+        }
+        .into_iter()
+        .flatten()
+        .peekable();
+        let mut multi = inner
+            .literals
+            .as_ref()
+            .map(|ac| ac.find_iter(text))
+            .into_iter()
+            .flatten()
+            .peekable();
+        loop {
+            let (start, end, targets) = match (bytes.peek(), multi.peek()) {
+                (Some(&i), m) if m.is_none_or(|m| i < m.start()) => {
+                    bytes.next();
+                    let t = single.iter().find(|s| s.0 == text[i]).map(|s| &s.1);
+                    (i, i + 1, t)
+                }
+                (_, Some(_)) => {
+                    let Some(m) = multi.next() else { break };
+                    (
+                        m.start(),
+                        m.end(),
+                        inner.lit_targets.get(m.pattern().as_usize()),
+                    )
+                }
+                _ => break,
+            };
+            for t in targets.into_iter().flatten() {
                 if t.word {
-                    let before_ok = m.start() == 0 || !is_word(text[m.start() - 1]);
-                    let after_ok = m.end() == text.len() || !is_word(text[m.end()]);
+                    let before_ok = start == 0 || !is_word(text[start - 1]);
+                    let after_ok = end == text.len() || !is_word(text[end]);
                     if !(before_ok && after_ok) {
                         continue;
                     }
                 }
-                self.try_rule(t.rule, m.start(), m.end());
+                self.try_rule(t.rule, start, end);
             }
         }
     }

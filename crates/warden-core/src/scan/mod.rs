@@ -54,6 +54,8 @@ struct Inner {
     literals: Option<AhoCorasick>,
     /// Per Aho-Corasick pattern: the rules anchored on it.
     lit_targets: Vec<Vec<LitTarget>>,
+    /// Up to three one-byte anchors, found with memchr, and their rules.
+    single_bytes: Vec<(u8, Vec<LitTarget>)>,
     /// Whole-word anchors (names, suffixes, context words), looked up per word.
     words: WordDict,
     /// Rules anchored on digit runs, by ascending minimum digit count.
@@ -418,6 +420,21 @@ impl Scanner {
                 }
             }
         }
+        // One-byte anchors (`@`) would make every occurrence of that byte a
+        // candidate for the automaton's prefilter; memchr finds up to three
+        // of them far faster on its own.
+        let mut single_bytes: Vec<(u8, Vec<LitTarget>)> = Vec::new();
+        let all = std::mem::take(&mut patterns);
+        for (p, t) in all.iter().zip(std::mem::take(&mut lit_targets)) {
+            let b = p.as_bytes()[0];
+            let alone = p.len() == 1 && !all.iter().any(|q| q.len() > 1 && q.as_bytes()[0] == b);
+            if alone && single_bytes.len() < 3 {
+                single_bytes.push((b, t));
+            } else {
+                patterns.push(p.clone());
+                lit_targets.push(t);
+            }
+        }
         digit_rules.sort_by_key(|&i| rules[i].min_digits);
         let literals = if patterns.is_empty() {
             None
@@ -435,6 +452,7 @@ impl Scanner {
                 rules,
                 literals,
                 lit_targets,
+                single_bytes,
                 words,
                 digit_rules,
                 context_rules,

@@ -15,19 +15,30 @@ pub fn jwt(s: &[u8]) -> Checksum {
     else {
         return Checksum::Invalid;
     };
-    let obj = |part: &[u8]| -> Option<serde_json::Map<String, serde_json::Value>> {
+    let decode = |part: &[u8]| -> Option<Vec<u8>> {
         let trimmed = part
             .strip_suffix(b"==")
             .or_else(|| part.strip_suffix(b"="))
             .unwrap_or(part);
-        let raw = URL_SAFE_NO_PAD.decode(trimmed).ok()?;
-        match serde_json::from_slice(&raw).ok()? {
-            serde_json::Value::Object(m) => Some(m),
-            _ => None,
-        }
+        URL_SAFE_NO_PAD.decode(trimmed).ok()
     };
-    let header_ok = obj(h).is_some_and(|m| m.get("alg").is_some_and(|a| a.is_string()));
-    verdict(header_ok && obj(p).is_some())
+    // Typed and ignored parses: validating must not build a JSON tree of a
+    // possibly large payload.
+    #[derive(serde::Deserialize)]
+    struct Header<'a> {
+        #[serde(borrow)]
+        #[allow(dead_code)]
+        alg: std::borrow::Cow<'a, str>,
+    }
+    // A struct also deserialises from a JSON array: require an object.
+    let is_object = |raw: &[u8]| raw.trim_ascii_start().first() == Some(&b'{');
+    let header_ok = decode(h)
+        .is_some_and(|raw| is_object(&raw) && serde_json::from_slice::<Header<'_>>(&raw).is_ok());
+    let payload_ok = header_ok
+        && decode(p).is_some_and(|raw| {
+            is_object(&raw) && serde_json::from_slice::<serde::de::IgnoredAny>(&raw).is_ok()
+        });
+    verdict(payload_ok)
 }
 
 /// Shannon entropy of `s` in bits per byte.
@@ -71,6 +82,8 @@ mod tests {
         assert_eq!(jwt(b"eyJub3QiOiJqd3QifQ.eyJhIjoxfQ.sig"), Invalid); // no alg
         assert_eq!(jwt(b"eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.sig"), Invalid); // payload not JSON
         assert_eq!(jwt(b"a.b"), Invalid);
+        // ["HS256"] as the header: an array, not an object.
+        assert_eq!(jwt(b"WyJIUzI1NiJd.eyJhIjoxfQ.sig"), Invalid);
     }
 
     #[test]
