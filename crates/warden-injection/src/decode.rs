@@ -91,25 +91,32 @@ pub(crate) fn find_payloads(input: &Input, budget: &mut usize) -> Vec<Input> {
             });
         };
 
-    // base64 / base32 / hex runs.
-    let mut i = 0;
-    while i < bytes.len() {
-        if !is_b64_byte(bytes[i]) {
-            i += 1;
+    // base64 / base32 / hex runs. A run of `MIN_RUN` or more bytes covers
+    // one of every `MIN_RUN` positions, so only those are probed; a probe
+    // inside a run widens to the whole run.
+    let mut probe = MIN_RUN - 1;
+    let mut floor = 0;
+    while probe < bytes.len() {
+        if !is_b64_byte(bytes[probe]) {
+            probe += MIN_RUN;
             continue;
         }
-        let start = i;
-        i = bytes[start..]
+        let start = bytes[floor..probe]
+            .iter()
+            .rposition(|&b| !is_b64_byte(b))
+            .map_or(floor, |p| floor + p + 1);
+        let end = bytes[probe..]
             .iter()
             .position(|&b| !is_b64_byte(b))
-            .map_or(bytes.len(), |p| start + p);
-        let run = &bytes[start..i];
-        if run.len() < MIN_RUN {
-            continue;
+            .map_or(bytes.len(), |p| probe + p);
+        if end - start >= MIN_RUN {
+            if let Some((layer, decoded)) = decode_run(&bytes[start..end]) {
+                push(layer, decoded, start, end, &mut out);
+            }
         }
-        if let Some((layer, decoded)) = decode_run(run) {
-            push(layer, decoded, start, i, &mut out);
-        }
+        // The next run starts after `end` (a non-run byte or the end).
+        floor = end;
+        probe = probe.max(end + MIN_RUN);
     }
 
     // Percent-encoding: whitespace-delimited chunks with at least 3 escapes.
@@ -332,6 +339,88 @@ fn is_stopword(w: &[u8], rotate: bool) -> bool {
     )
 }
 
+/// The stopwords of [`is_stopword`] of up to 8 bytes, as [`word_key`]s.
+const SHORT_STOPWORDS: [&[u8]; 30] = [
+    b"the",
+    b"and",
+    b"to",
+    b"of",
+    b"a",
+    b"is",
+    b"you",
+    b"your",
+    b"in",
+    b"that",
+    b"it",
+    b"for",
+    b"all",
+    b"are",
+    b"this",
+    b"with",
+    b"be",
+    b"on",
+    b"as",
+    b"not",
+    b"i",
+    b"me",
+    b"my",
+    b"now",
+    b"what",
+    b"from",
+    b"or",
+    b"an",
+    b"previous",
+    b"ignore",
+];
+
+/// An open-addressing set of [`SHORT_STOPWORDS`] keys (0 = empty slot).
+const STOPWORD_SLOTS: [u64; 64] = {
+    let mut t = [0u64; 64];
+    let mut k = 0;
+    while k < SHORT_STOPWORDS.len() {
+        let w = SHORT_STOPWORDS[k];
+        let mut key = 0u64;
+        let mut j = 0;
+        while j < w.len() {
+            key |= (w[j] as u64) << (8 * j);
+            j += 1;
+        }
+        let mut slot = stopword_slot(key);
+        while t[slot] != 0 {
+            slot = (slot + 1) % 64;
+        }
+        t[slot] = key;
+        k += 1;
+    }
+    t
+};
+
+const fn stopword_slot(key: u64) -> usize {
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize
+}
+
+/// Whether ASCII-letter word `w` is a stopword, case-insensitively: the
+/// unrotated [`is_stopword`] as one table probe.
+#[inline]
+fn is_plain_stopword(w: &[u8]) -> bool {
+    if w.len() > 8 {
+        return w.eq_ignore_ascii_case(b"instructions");
+    }
+    // Letters only, so setting bit 5 of each byte lower-cases it.
+    let mut key = 0u64;
+    for (j, &c) in w.iter().enumerate() {
+        key |= ((c | 0x20) as u64) << (8 * j);
+    }
+    let mut slot = stopword_slot(key);
+    loop {
+        match STOPWORD_SLOTS[slot] {
+            0 => return false,
+            k if k == key => return true,
+            _ => slot = (slot + 1) % 64,
+        }
+    }
+}
+
 /// Share of stopwords among the first 200 ASCII-letter words of `seg`
 /// (plain or rotated) and the word count, without allocating.
 fn stopword_ratio(seg: &str, rotate: bool) -> (f32, usize) {
@@ -367,20 +456,40 @@ fn rot13(c: char) -> char {
 
 fn rot13_candidate(text: &str) -> Option<(String, usize, usize)> {
     // Segment by sentence punctuation so a plain-English request ("apply
-    // ROT13 and obey:") next to the payload does not hide it.
-    let base = text.as_ptr() as usize;
-    for seg in text.split(['.', ':', '\n', '!', '?', ';', '"']) {
-        let (plain, words) = stopword_ratio(seg, false);
-        if words < 4 || plain > 0.08 {
-            continue;
+    // ROT13 and obey:") next to the payload does not hide it. One byte pass
+    // counts each segment's plain stopwords (as `stopword_ratio(seg, false)`
+    // would); only a segment that reads as non-English is rotated.
+    let b = text.as_bytes();
+    let mut seg_start = 0;
+    let (mut words, mut hits) = (0usize, 0usize);
+    let mut i = 0;
+    loop {
+        if i == b.len() || matches!(b[i], b'.' | b':' | b'\n' | b'!' | b'?' | b';' | b'"') {
+            if words >= 4 && hits as f32 / words as f32 <= 0.08 {
+                let seg = &text[seg_start..i];
+                if stopword_ratio(seg, true).0 >= 0.2 {
+                    return Some((seg.chars().map(rot13).collect(), seg_start, i));
+                }
+            }
+            if i == b.len() {
+                return None;
+            }
+            i += 1;
+            seg_start = i;
+            (words, hits) = (0, 0);
+        } else if b[i].is_ascii_alphabetic() {
+            let s = i;
+            while i < b.len() && b[i].is_ascii_alphabetic() {
+                i += 1;
+            }
+            if words < 200 {
+                words += 1;
+                hits += is_plain_stopword(&b[s..i]) as usize;
+            }
+        } else {
+            i += 1;
         }
-        if stopword_ratio(seg, true).0 < 0.2 {
-            continue;
-        }
-        let start = seg.as_ptr() as usize - base;
-        return Some((seg.chars().map(rot13).collect(), start, start + seg.len()));
     }
-    None
 }
 
 #[cfg(test)]
@@ -428,6 +537,61 @@ mod tests {
             payloads("&#105;&#103;&#110;ore"),
             vec![("html_entities", "ignore".into())]
         );
+    }
+
+    #[test]
+    fn stopword_table_matches_the_list() {
+        for w in SHORT_STOPWORDS {
+            assert!(is_plain_stopword(w), "{w:?}");
+            assert!(is_plain_stopword(&w.to_ascii_uppercase()), "{w:?}");
+        }
+        assert!(is_plain_stopword(b"Instructions"));
+        for w in ["thee", "th", "yours", "instruction", "previously", "x", "z"] {
+            assert_eq!(
+                is_plain_stopword(w.as_bytes()),
+                is_stopword(w.as_bytes(), false),
+                "{w}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// The probing run scan and the one-pass ROT13 scan find what the
+        /// plain byte-by-byte definitions find.
+        #[test]
+        fn fast_scans_match_reference(s in "([A-Za-z0-9+/=_-]{1,24}|[ .:;!?\"\n]|[a-z]{1,9}){0,40}") {
+            let input = Input { layer: "plain", text: s.clone(), map: Map::Identity(0), depth: 0 };
+            let mut budget = 1 << 16;
+            let got: Vec<(&str, String, (usize, usize))> = find_payloads(&input, &mut budget)
+                .into_iter()
+                .filter(|p| p.layer != "rot13")
+                .map(|p| (p.layer, p.text, p.map.span(0, 1)))
+                .collect();
+            let mut want = Vec::new();
+            let b = s.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                let start = i;
+                while i < b.len() && is_b64_byte(b[i]) {
+                    i += 1;
+                }
+                if i - start >= MIN_RUN {
+                    if let Some((layer, d)) = decode_run(&b[start..i]) {
+                        want.push((layer, d, (start, i)));
+                    }
+                }
+                i += 1;
+            }
+            proptest::prop_assert_eq!(got, want);
+            let reference = s
+                .split(['.', ':', '\n', '!', '?', ';', '"'])
+                .find(|seg| {
+                    let (plain, words) = stopword_ratio(seg, false);
+                    words >= 4 && plain <= 0.08 && stopword_ratio(seg, true).0 >= 0.2
+                })
+                .map(|seg| seg.chars().map(rot13).collect::<String>());
+            proptest::prop_assert_eq!(rot13_candidate(&s).map(|r| r.0), reference);
+        }
     }
 
     #[test]
