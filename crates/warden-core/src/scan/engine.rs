@@ -261,6 +261,25 @@ fn requires_met(rule: &Rule, seps: &[u32; 9], text: &[u8], start: usize, end: us
             >= rule.requires_min
 }
 
+/// Call `f` with every position in `lo..hi` where an ASCII letter starts a
+/// word (no ASCII letter or digit before it).
+#[inline]
+fn for_word_starts(text: &[u8], lo: usize, hi: usize, mut f: impl FnMut(usize)) {
+    let mut prev_alnum = u64::from(lo > 0 && is_word(text[lo - 1]));
+    let mut base = lo;
+    while base < hi {
+        let (alpha, digit) = block_masks(&text[base..hi.min(base + 64)]);
+        let alnum = alpha | digit;
+        let mut starts = alpha & !((alnum << 1) | prev_alnum);
+        prev_alnum = alnum >> 63;
+        while starts != 0 {
+            f(base + starts.trailing_zeros() as usize);
+            starts &= starts - 1;
+        }
+        base += 64;
+    }
+}
+
 /// Bit masks of the ASCII letters and the ASCII digits among (up to) 64
 /// bytes: bit `i` is byte `i`.
 #[inline]
@@ -702,20 +721,44 @@ impl Scan<'_> {
             let hi = (e + ctx.after).min(text.len());
             let mut best: Option<(Arc<str>, f32)> = None;
             let mut worst: Option<(Arc<str>, f32)> = None;
-            for m in ctx.ac.find_iter(&text[lo..hi]) {
-                let (ms, me) = (lo + m.start(), lo + m.end());
-                // Whole words only, and never inside the match itself.
-                if (ms > 0 && is_word(text[ms - 1]))
-                    || (me < text.len() && is_word(text[me]))
-                    || (ms < e && me > s)
-                {
-                    continue;
-                }
-                let (w, d) = &ctx.words[m.pattern().as_usize()];
+            let mut consider = |i: usize| {
+                let (w, d) = &ctx.words[i];
                 if *d > 0.0 && best.as_ref().is_none_or(|b| *d > b.1) {
                     best = Some((w.clone(), *d));
                 } else if *d < 0.0 && worst.as_ref().is_none_or(|b| *d < b.1) {
                     worst = Some((w.clone(), *d));
+                }
+            };
+            // Whole words only, inside the window, never inside the match.
+            let fits = |ms: usize, me: usize| {
+                me <= hi
+                    && (ms == 0 || !is_word(text[ms - 1]))
+                    && (me == text.len() || !is_word(text[me]))
+                    && !(ms < e && me > s)
+            };
+            for_word_starts(text, lo, hi, |ms| {
+                if !ctx.dict.may_start(&text[ms..]) {
+                    return;
+                }
+                let we = alpha_run_end(text, ms + 1);
+                if !ctx.dict.may_contain(&text[ms..we]) {
+                    return;
+                }
+                for entry in ctx.dict.get(&text[ms..we]) {
+                    let me = ms + entry.phrase.len();
+                    let same = text
+                        .get(ms..me)
+                        .is_some_and(|got| got.eq_ignore_ascii_case(&entry.phrase));
+                    if same && fits(ms, me) {
+                        consider(entry.rule);
+                    }
+                }
+            });
+            if let Some(rest) = &ctx.rest {
+                for m in rest.find_iter(&text[lo..hi]) {
+                    if fits(lo + m.start(), lo + m.end()) {
+                        consider(m.pattern().as_usize());
+                    }
                 }
             }
             if best.is_none() {

@@ -136,8 +136,14 @@ impl ByteSet {
 /// A rule's context words compiled for whole-word, case-insensitive search.
 #[derive(Debug)]
 struct ContextMatcher {
-    ac: AhoCorasick,
-    /// Per pattern: the word as written, and its score delta.
+    /// Words that start with an ASCII letter, looked up per word of the
+    /// window (entry `rule` = index into `words`): cheaper than running an
+    /// automaton over the window for every finding.
+    dict: WordDict,
+    /// The other words (if any), by an automaton whose pattern ids are
+    /// indices into `words`.
+    rest: Option<AhoCorasick>,
+    /// Per word: the word as written, and its score delta.
     words: Vec<(Arc<str>, f32)>,
     /// Lower-cased words, for matching JSON key names.
     lower: Vec<String>,
@@ -536,15 +542,34 @@ fn compile_rule(p: &Pack, spec: &RuleSpec) -> Result<Rule, Error> {
                 .iter()
                 .map(|w| (Arc::from(w.as_str()), -c.penalty)),
         );
-        let pats: Vec<&str> = words.iter().map(|(w, _)| &**w).collect();
-        let ac = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostLongest)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&pats)
-            .map_err(|e| at(ErrorKind::Pack, format!("context words: {e}")))?;
+        let keyable = |w: &str| w.as_bytes().first().is_some_and(u8::is_ascii_alphabetic);
+        let mut dict = WordDict::default();
+        for (i, (w, _)) in words.iter().enumerate() {
+            if keyable(w) {
+                dict.add(w, true, true, i);
+            }
+        }
+        let rest = if words.iter().all(|(w, _)| keyable(w)) {
+            None
+        } else {
+            // Keyable words become patterns that never occur in text, so
+            // that pattern ids stay indices into `words`.
+            let pats: Vec<&str> = words
+                .iter()
+                .map(|(w, _)| if keyable(w) { "\u{0}\u{0}" } else { &**w })
+                .collect();
+            Some(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .build(&pats)
+                    .map_err(|e| at(ErrorKind::Pack, format!("context words: {e}")))?,
+            )
+        };
         Some(ContextMatcher {
-            ac,
+            dict,
+            rest,
             lower: c.words.iter().map(|w| w.to_ascii_lowercase()).collect(),
             words,
             before: c.before,
