@@ -6,6 +6,7 @@
 //!
 //! Modes: `prompts` (64 prompt-sized texts, the learned tier on),
 //! `rules` (the same without the learned tier), `document` (one 256 KB text),
+//! `paragraphs` (the document with blank lines and indentation),
 //! `corpus` (every text of the eval corpora under `tests/corpora/`).
 
 use warden_injection::{Detector, Source, Verdict};
@@ -74,6 +75,11 @@ fn main() {
     let work: Vec<(String, Source)> = match mode.as_str() {
         "prompts" | "rules" => prompts().into_iter().map(|p| (p, Source::User)).collect(),
         "document" => vec![(corpus(256 * 1024), Source::Document)],
+        // Paragraphs and indentation: whitespace runs the canonical view collapses.
+        "paragraphs" => vec![(
+            corpus(256 * 1024).replace('\n', "\n\n    "),
+            Source::Document,
+        )],
         "corpus" => eval_texts(),
         other => {
             eprintln!("profile: unknown mode {other}");

@@ -20,6 +20,10 @@ pub(crate) enum Map {
     Whole(usize, usize),
     /// Per view byte: the original span of the character that produced it.
     Spans(Vec<(u32, u32)>),
+    /// Piecewise identity (ASCII with whitespace runs collapsed): view byte
+    /// `i` is original byte `i + offset` of the last `(view start, offset)`
+    /// piece starting at or before `i`. Pieces are sorted, the first at 0.
+    Pieces(Vec<(u32, u32)>),
 }
 
 impl Map {
@@ -35,6 +39,18 @@ impl Map {
                 let last = v.len() - 1;
                 let a = v[start.min(last)].0 as usize;
                 let b = v[end.saturating_sub(1).min(last)].1 as usize;
+                (a, b.max(a))
+            }
+            Map::Pieces(p) => {
+                if p.is_empty() {
+                    return (0, 0);
+                }
+                let at = |i: usize| {
+                    let k = p.partition_point(|&(v, _)| v as usize <= i).max(1) - 1;
+                    i + p[k].1 as usize
+                };
+                let a = at(start);
+                let b = at(end.saturating_sub(1).max(start)) + 1;
                 (a, b.max(a))
             }
         }
@@ -61,7 +77,7 @@ pub(crate) struct View {
     pub map: Map,
     /// Byte offsets of token starts (words; single CJK characters), built
     /// on first use: only proximity rules with a verb hit need them.
-    tokens: std::cell::OnceCell<Vec<u32>>,
+    tokens: std::cell::OnceCell<Tokens>,
 }
 
 impl View {
@@ -77,9 +93,19 @@ impl View {
 
     /// Index of the token containing or following byte `pos`.
     pub(crate) fn token_index(&self, pos: usize) -> usize {
-        self.tokens
-            .get_or_init(|| token_starts(&self.text))
-            .partition_point(|&t| (t as usize) < pos)
+        match self.tokens.get_or_init(|| Tokens::new(&self.text)) {
+            Tokens::Starts(v) => v.partition_point(|&t| (t as usize) < pos),
+            Tokens::Bits { starts, before } => {
+                let k = pos / 64;
+                match starts.get(k) {
+                    Some(&bits) => {
+                        let below = bits & ((1u64 << (pos % 64)) - 1);
+                        before[k] as usize + below.count_ones() as usize
+                    }
+                    None => before.last().copied().unwrap_or(0) as usize,
+                }
+            }
+        }
     }
 
     /// Original span of view bytes `[start, end)`.
@@ -116,6 +142,44 @@ pub(crate) fn is_word(c: char) -> bool {
 fn is_mark(c: char) -> bool {
     matches!(c as u32, 0x0300..=0x036F | 0x0900..=0x0DFF | 0x0610..=0x061A | 0x064B..=0x065F | 0x0670)
         && !c.is_whitespace()
+}
+
+/// Token starts of a view, for [`View::token_index`].
+#[derive(Debug)]
+enum Tokens {
+    /// Byte offsets of token starts (any text).
+    Starts(Vec<u32>),
+    /// ASCII text: bit `j` of `starts[k]` is set when byte `64k + j` starts
+    /// a token; `before[k]` counts the starts before block `k` (one extra
+    /// entry: the total).
+    Bits { starts: Vec<u64>, before: Vec<u32> },
+}
+
+impl Tokens {
+    fn new(text: &str) -> Tokens {
+        if !text.is_ascii() {
+            return Tokens::Starts(token_starts(text));
+        }
+        let b = text.as_bytes();
+        let mut starts = Vec::with_capacity(b.len() / 64 + 1);
+        let mut before = Vec::with_capacity(b.len() / 64 + 2);
+        let mut total = 0u32;
+        let mut carry = 0u64;
+        for block in b.chunks(64) {
+            // `is_word` on ASCII: alphanumeric or `_`.
+            let mut word = 0u64;
+            for (j, &c) in block.iter().enumerate() {
+                word |= ((c.is_ascii_alphanumeric() | (c == b'_')) as u64) << j;
+            }
+            let s = word & !((word << 1) | carry);
+            carry = word >> 63;
+            before.push(total);
+            total += s.count_ones();
+            starts.push(s);
+        }
+        before.push(total);
+        Tokens::Bits { starts, before }
+    }
 }
 
 fn token_starts(text: &str) -> Vec<u32> {
@@ -246,7 +310,7 @@ impl Builder {
     }
 
     /// `emit` for one ASCII byte at original offset `pos`.
-    #[inline]
+    #[cfg(test)]
     fn emit_ascii(&mut self, c: u8, pos: u32) {
         if self.identity && pos as usize == self.text.len() {
             self.text.push(c as char);
@@ -257,8 +321,9 @@ impl Builder {
         self.spans.push((pos, pos + 1));
     }
 
-    /// `push` for one ASCII byte at original offset `pos` (same collapsing rules).
-    #[inline]
+    /// `push` for one ASCII byte at original offset `pos` (same collapsing
+    /// rules; the reference for `collapse_runs`).
+    #[cfg(test)]
     fn push_ascii(&mut self, c: u8, pos: u32) {
         // `char::is_whitespace` restricted to ASCII.
         if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
@@ -327,11 +392,15 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
     // characters or compatibility forms: one byte loop, no char table.
     if src.is_ascii() {
         let bytes = src.as_bytes();
-        match ascii_unchanged_layout(bytes).map(String::from_utf8) {
-            Some(Ok(text)) => b.text = text,
-            _ => canon_ascii(bytes, &mut b),
+        let (flat, runs) = ascii_flat(bytes);
+        let wants_fold = ascii_wants_fold(bytes);
+        if !runs {
+            b.text = String::from_utf8(flat).unwrap_or_default();
+            return finish(input, b, signals, payloads, wants_fold);
         }
-        return finish(input, b, signals, payloads, ascii_wants_fold(bytes));
+        let (text, pieces) = collapse_runs(&flat);
+        let text = String::from_utf8(text).unwrap_or_default();
+        return finish_pieces(input, text, pieces, signals, payloads, wants_fold);
     }
     let mut wants_fold = false;
     let chars: Vec<(usize, char)> = src.char_indices().collect();
@@ -457,32 +526,71 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
     finish(input, b, signals, payloads, wants_fold)
 }
 
-/// The canonical text of ASCII `src` when no whitespace run collapses, so
-/// every output byte sits at its input offset (no span map needed): lower
-/// case, control characters and whitespace as one space, newlines kept.
-/// `None` when a run of whitespace needs the general builder.
-fn ascii_unchanged_layout(src: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(src.len());
-    let mut prev_ws = false;
-    for &c in src {
-        // Whitespace or a control character (which canonicalises to a space).
-        let ws = c <= b' ' || c == 0x7f;
-        if ws && prev_ws {
-            return None;
-        }
-        prev_ws = ws;
-        out.push(if !ws {
-            c.to_ascii_lowercase()
-        } else if c == b'\n' {
-            b'\n'
-        } else {
-            b' '
-        });
-    }
-    Some(out)
+/// Whitespace or a control character (which canonicalises to a space).
+#[inline(always)]
+fn ascii_ws(c: u8) -> bool {
+    c <= b' ' || c == 0x7f
 }
 
-/// The ASCII-only half of [`canonicalize`], through the span-mapping builder.
+/// ASCII `src` lower-cased, whitespace and control characters as one space
+/// each (newlines kept), and whether any two whitespace bytes are adjacent
+/// (a run the canonical view collapses). Branch-free, so it vectorises.
+fn ascii_flat(src: &[u8]) -> (Vec<u8>, bool) {
+    let out: Vec<u8> = src
+        .iter()
+        .map(|&c| match (ascii_ws(c), c == b'\n') {
+            (false, _) => c.to_ascii_lowercase(),
+            (true, true) => b'\n',
+            (true, false) => b' ',
+        })
+        .collect();
+    let runs = src
+        .windows(2)
+        .fold(false, |r, w| r | (ascii_ws(w[0]) & ascii_ws(w[1])));
+    (out, runs)
+}
+
+/// Collapses each run of spaces and newlines in `flat` (from [`ascii_flat`])
+/// to one byte, as the span-mapping builder does: a newline if the run has
+/// one (at the first newline), else a space (at the run start). Returns the
+/// text and its [`Map::Pieces`].
+fn collapse_runs(flat: &[u8]) -> (Vec<u8>, Vec<(u32, u32)>) {
+    let mut out = Vec::with_capacity(flat.len());
+    let mut pieces = vec![(0u32, 0u32)];
+    let mut i = 0;
+    while i < flat.len() {
+        let c = flat[i];
+        if c != b' ' && c != b'\n' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < flat.len() && matches!(flat[i], b' ' | b'\n') {
+            i += 1;
+        }
+        let run = &flat[start..i];
+        let (byte, at) = match run.iter().position(|&x| x == b'\n') {
+            Some(k) => (b'\n', start + k),
+            None => (b' ', start),
+        };
+        let offset = (at - out.len()) as u32;
+        if pieces.last().is_some_and(|p| p.1 != offset) {
+            pieces.push((out.len() as u32, offset));
+        }
+        out.push(byte);
+        // The byte after the run sits at `i`.
+        let after = (i - out.len()) as u32;
+        if i < flat.len() && pieces.last().is_some_and(|p| p.1 != after) {
+            pieces.push((out.len() as u32, after));
+        }
+    }
+    (out, pieces)
+}
+
+/// The ASCII-only half of [`canonicalize`], through the span-mapping
+/// builder: the reference [`collapse_runs`] is tested against.
+#[cfg(test)]
 fn canon_ascii(src: &[u8], b: &mut Builder) {
     for (i, &c) in src.iter().enumerate() {
         let out = if c.is_ascii_control() && !matches!(c, b'\n' | b'\t' | b'\r') {
@@ -497,22 +605,27 @@ fn canon_ascii(src: &[u8], b: &mut Builder) {
 /// Leet inside words (a digit touching a letter, `@ $ |` between letters):
 /// the folded view is worth building.
 fn ascii_wants_fold(src: &[u8]) -> bool {
-    for (i, &c) in src.iter().enumerate() {
-        if c.is_ascii_digit() || matches!(c, b'@' | b'$' | b'|') {
-            let prev = i > 0 && src[i - 1].is_ascii_alphabetic();
-            let next = src.get(i + 1).is_some_and(u8::is_ascii_alphabetic);
-            if (c.is_ascii_digit() && (prev || next)) || (prev && next) {
-                return true;
-            }
+    let alpha = |c: u8| c.is_ascii_alphabetic();
+    let leet = |prev: bool, c: u8, next: bool| {
+        (c.is_ascii_digit() & (prev | next)) | (matches!(c, b'@' | b'$' | b'|') & prev & next)
+    };
+    match src {
+        [] => false,
+        [c] => leet(false, *c, false),
+        [first, .., last] => {
+            leet(false, *first, alpha(src[1]))
+                || leet(alpha(src[src.len() - 2]), *last, false)
+                || src
+                    .windows(3)
+                    .fold(false, |f, w| f | leet(alpha(w[0]), w[1], alpha(w[2])))
         }
     }
-    false
 }
 
 fn finish(
     input: &Input,
     b: Builder,
-    mut signals: Signals,
+    signals: Signals,
     payloads: Vec<Input>,
     wants_fold: bool,
 ) -> Canonical {
@@ -520,7 +633,7 @@ fn finish(
         match &input.map {
             Map::Identity(off) => Map::Identity(*off),
             Map::Whole(s, e) => Map::Whole(*s, *e),
-            Map::Spans(_) => {
+            Map::Spans(_) | Map::Pieces(_) => {
                 let ident: Vec<(u32, u32)> = (0..b.text.len() as u32).map(|i| (i, i + 1)).collect();
                 compose(&ident, &input.map)
             }
@@ -528,7 +641,18 @@ fn finish(
     } else {
         compose(&b.spans, &input.map)
     };
-    let view = View::new(input.layer, false, b.text, map);
+    finish_view(input.layer, b.text, map, signals, payloads, wants_fold)
+}
+
+fn finish_view(
+    layer: &'static str,
+    text: String,
+    map: Map,
+    mut signals: Signals,
+    payloads: Vec<Input>,
+    wants_fold: bool,
+) -> Canonical {
+    let view = View::new(layer, false, text, map);
     if wants_fold {
         mixed_script_words(&view, &mut signals);
     }
@@ -538,6 +662,37 @@ fn finish(
         signals,
         wants_fold,
     }
+}
+
+/// [`finish`] for ASCII text whose whitespace runs were collapsed.
+fn finish_pieces(
+    input: &Input,
+    text: String,
+    mut pieces: Vec<(u32, u32)>,
+    signals: Signals,
+    payloads: Vec<Input>,
+    wants_fold: bool,
+) -> Canonical {
+    let map = match &input.map {
+        Map::Identity(off) => {
+            for p in pieces.iter_mut() {
+                p.1 += *off as u32;
+            }
+            Map::Pieces(pieces)
+        }
+        Map::Whole(s, e) => Map::Whole(*s, *e),
+        parent => {
+            let local = Map::Pieces(pieces);
+            let spans: Vec<(u32, u32)> = (0..text.len())
+                .map(|i| {
+                    let (a, b) = local.span(i, i + 1);
+                    (a as u32, b as u32)
+                })
+                .collect();
+            compose(&spans, parent)
+        }
+    };
+    finish_view(input.layer, text, map, signals, payloads, wants_fold)
 }
 
 fn orig(input: &Input, start: usize, end: usize) -> (usize, usize) {
@@ -817,6 +972,64 @@ mod tests {
             let general_tokens: Vec<u32> =
                 token_starts(&general.view.text).into_iter().filter(|&t| t < n).collect();
             proptest::prop_assert_eq!(token_starts(&fast.view.text), general_tokens);
+        }
+    }
+
+    proptest::proptest! {
+        /// Collapsing whitespace runs with a piecewise map gives the text
+        /// and original spans of the per-byte span builder.
+        #[test]
+        fn collapsed_runs_match_builder(s in "([a-zA-Z0-9@$|.]{0,6}[ \t\r\n\x00\x7f]{0,4}){0,20}") {
+            let fast = canon(&s);
+            let mut b = Builder {
+                text: String::new(),
+                spans: Vec::new(),
+                identity: true,
+                last_space: false,
+            };
+            canon_ascii(s.as_bytes(), &mut b);
+            proptest::prop_assert_eq!(&fast.view.text, &b.text);
+            proptest::prop_assert_eq!(fast.wants_fold, ascii_wants_fold_reference(s.as_bytes()));
+            let reference = if b.identity {
+                Map::Identity(0)
+            } else {
+                Map::Spans(b.spans.clone())
+            };
+            let n = b.text.len();
+            for i in 0..n {
+                for j in i + 1..=n.min(i + 4) {
+                    proptest::prop_assert_eq!(fast.view.original(i, j), reference.span(i, j));
+                }
+            }
+        }
+    }
+
+    /// The branchy definition `ascii_wants_fold` replaced.
+    fn ascii_wants_fold_reference(src: &[u8]) -> bool {
+        for (i, &c) in src.iter().enumerate() {
+            if c.is_ascii_digit() || matches!(c, b'@' | b'$' | b'|') {
+                let prev = i > 0 && src[i - 1].is_ascii_alphabetic();
+                let next = src.get(i + 1).is_some_and(u8::is_ascii_alphabetic);
+                if (c.is_ascii_digit() && (prev || next)) || (prev && next) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    proptest::proptest! {
+        /// The ASCII bitmap token index agrees with the list of starts.
+        #[test]
+        fn token_bits_match_starts(s in "[a-z0-9_ .,\n-]{0,300}") {
+            let bits = Tokens::new(&s);
+            let is_bits = matches!(bits, Tokens::Bits { .. });
+            proptest::prop_assert!(is_bits);
+            let view = View { layer: "plain", folded: false, text: s.clone(), map: Map::Identity(0), tokens: std::cell::OnceCell::from(bits) };
+            let starts = token_starts(&s);
+            for pos in 0..=s.len() + 70 {
+                proptest::prop_assert_eq!(view.token_index(pos), starts.partition_point(|&t| (t as usize) < pos));
+            }
         }
     }
 
