@@ -436,12 +436,15 @@ impl Scan<'_> {
     fn word_start(&mut self, s: usize) {
         let words = &self.inner.words;
         let text = self.text;
-        for p in words.prefixes_at(&text[s..]) {
-            if text[s..].starts_with(&p.literal) {
-                self.try_rule(p.rule, s, s + p.literal.len());
+        let hint = words.hint(text, s);
+        if hint.prefix {
+            for p in words.prefixes_at(&text[s..]) {
+                if text[s..].starts_with(&p.literal) {
+                    self.try_rule(p.rule, s, s + p.literal.len());
+                }
             }
         }
-        if words.may_start(&text[s..]) {
+        if hint.word {
             let e = alpha_run_end(text, s + 1);
             if words.may_contain(&text[s..e]) {
                 self.word_at(s, e);
@@ -737,7 +740,7 @@ impl Scan<'_> {
                     && !(ms < e && me > s)
             };
             for_word_starts(text, lo, hi, |ms| {
-                if !ctx.dict.may_start(&text[ms..]) {
+                if !ctx.dict.hint(text, ms).word {
                     return;
                 }
                 let we = alpha_run_end(text, ms + 1);

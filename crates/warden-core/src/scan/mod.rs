@@ -112,24 +112,29 @@ struct Rule {
 /// A set of bytes, tested with one load and mask (a `&[u8]` would cost a
 /// `memchr` call per test in the digit-run loop).
 #[derive(Debug, Clone, Copy, Default)]
-struct ByteSet([u64; 4]);
+struct ByteSet {
+    bits: [u64; 4],
+    any: bool,
+}
 
 impl ByteSet {
     fn of(chars: &str) -> ByteSet {
         let mut set = ByteSet::default();
         for b in chars.bytes() {
-            set.0[usize::from(b >> 6)] |= 1 << (b & 63);
+            set.bits[usize::from(b >> 6)] |= 1 << (b & 63);
+            set.any = true;
         }
         set
     }
 
     #[inline]
     fn contains(self, b: u8) -> bool {
-        self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+        self.bits[usize::from(b >> 6)] & (1 << (b & 63)) != 0
     }
 
+    #[inline]
     fn is_empty(self) -> bool {
-        self.0 == [0; 4]
+        !self.any
     }
 }
 

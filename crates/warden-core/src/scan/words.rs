@@ -57,7 +57,7 @@ pub(crate) struct WordEntry {
     pub(crate) rule: usize,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct WordDict {
     /// Lower-cased first word → phrases.
     map: FastMap<Box<[u8]>, Vec<WordEntry>>,
@@ -70,28 +70,70 @@ pub(crate) struct WordDict {
     /// word of a text is rejected without hashing.
     filter: Vec<u64>,
     single: u32,
-    /// Bit per first three letters of a key (27 values each for the second
-    /// and third: a letter or "word ended"), tested before the word's end is
-    /// even known.
-    first3: Vec<u64>,
+    /// Bit per first three letters of a key (27 values each: a letter, or
+    /// 26 for anything else), tested before the word's end is even known.
+    /// Empty (all zero) until something is added.
+    first3: Box<[u64; FIRST3_WORDS]>,
+    /// The same for word-start literals, case-folded.
+    prefix3: Box<[u64; FIRST3_WORDS]>,
 }
 
-/// Letter index 0..26 of an ASCII letter, 26 for anything else.
+const FIRST3_WORDS: usize = (27 * 27 * 27usize).div_ceil(64);
+
+/// Letter index of a byte: 0..26 for ASCII letters (either case), 26 for
+/// anything else.
+const LETTER: [u8; 256] = {
+    let mut t = [26u8; 256];
+    let mut b = 0;
+    while b < 26 {
+        t[b'a' as usize + b] = b as u8;
+        t[b'A' as usize + b] = b as u8;
+        b += 1;
+    }
+    t
+};
+
+/// Slot of three letter indices in a `first3`-style bit set.
 #[inline]
-fn letter(b: Option<&u8>) -> usize {
-    match b {
-        Some(&b) if b.is_ascii_alphabetic() => usize::from((b | 0x20) - b'a'),
-        _ => 26,
+fn slot3(a: u8, b: u8, c: u8) -> usize {
+    (usize::from(a) * 27 + usize::from(b)) * 27 + usize::from(c)
+}
+
+fn set_bit(bits: &mut [u64; FIRST3_WORDS], slot: usize) {
+    bits[slot / 64] |= 1 << (slot % 64);
+}
+
+/// Mark `key` (its first three bytes) in `bits`; keys shorter than three
+/// bytes match any following byte.
+fn mark3(bits: &mut [u64; FIRST3_WORDS], key: &[u8]) {
+    let l = |i: usize| key.get(i).map(|&b| LETTER[b as usize]);
+    let a = l(0).unwrap_or(26);
+    match (l(1), l(2)) {
+        (Some(b), Some(c)) => set_bit(bits, slot3(a, b, c)),
+        (Some(b), None) => (0..27).for_each(|c| set_bit(bits, slot3(a, b, c))),
+        (None, _) => (0..27).for_each(|b| (0..27).for_each(|c| set_bit(bits, slot3(a, b, c)))),
     }
 }
 
-/// Slot in `first3` of the word starting `text` (an ASCII letter first).
-#[inline]
-fn first3_slot(text: &[u8]) -> usize {
-    let a = letter(text.first());
-    let b = letter(text.get(1));
-    let c = if b == 26 { 26 } else { letter(text.get(2)) };
-    (a * 27 + b) * 27 + c
+/// What may start at a word start: a dictionary phrase, a word-start literal.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StartHint {
+    pub(crate) word: bool,
+    pub(crate) prefix: bool,
+}
+
+impl Default for WordDict {
+    fn default() -> Self {
+        WordDict {
+            map: FastMap::default(),
+            prefixes: FastMap::default(),
+            prefix_pairs: Vec::new(),
+            filter: Vec::new(),
+            single: 0,
+            first3: Box::new([0; FIRST3_WORDS]),
+            prefix3: Box::new([0; FIRST3_WORDS]),
+        }
+    }
 }
 
 impl WordDict {
@@ -109,11 +151,15 @@ impl WordDict {
             Some(slot) => self.filter[slot] |= 1 << first_len.min(63),
             None => self.single |= 1 << (key[0] - b'a'),
         }
-        if self.first3.is_empty() {
-            self.first3 = vec![0; (27 * 27 * 27usize).div_ceil(64)];
+        // The word ends after the key: pad it with "not a letter" (26) so
+        // that "an" does not match every word starting "an".
+        let l = |i: usize| key.get(i).map_or(26, |&b| LETTER[b as usize]);
+        let (a, b) = (l(0), l(1));
+        if b == 26 {
+            (0..27).for_each(|c| set_bit(&mut self.first3, slot3(a, b, c)));
+        } else {
+            set_bit(&mut self.first3, slot3(a, b, l(2)));
         }
-        let slot = first3_slot(&key);
-        self.first3[slot / 64] |= 1 << (slot % 64);
         self.map.entry(key).or_default().push(WordEntry {
             phrase: bytes.into(),
             ci,
@@ -132,6 +178,7 @@ impl WordDict {
         }
         let pair = (usize::from(b[0]) << 8) | usize::from(b[1]);
         self.prefix_pairs[pair >> 6] |= 1 << (pair & 63);
+        mark3(&mut self.prefix3, b);
         self.prefixes.entry(key).or_default().push(PrefixEntry {
             literal: b.into(),
             rule,
@@ -156,14 +203,17 @@ impl WordDict {
         self.prefixes.get(&[b0, text[1]]).map_or(&[], Vec::as_slice)
     }
 
-    /// Cheapest test, before the word's end is known: could the word that
-    /// starts `text` (with an ASCII letter) be a key?
+    /// Cheapest test, before the word's end is known: what could start at
+    /// `s`, an ASCII letter that starts a word of `text`?
     #[inline]
-    pub(crate) fn may_start(&self, text: &[u8]) -> bool {
-        let slot = first3_slot(text);
-        self.first3
-            .get(slot / 64)
-            .is_some_and(|w| w & (1 << (slot % 64)) != 0)
+    pub(crate) fn hint(&self, text: &[u8], s: usize) -> StartHint {
+        let l = |i: usize| LETTER[usize::from(text.get(i).copied().unwrap_or(0))];
+        let slot = slot3(l(s), l(s + 1), l(s + 2));
+        let bit = 1 << (slot % 64);
+        StartHint {
+            word: self.first3[slot / 64] & bit != 0,
+            prefix: self.prefix3[slot / 64] & bit != 0,
+        }
     }
 
     /// Cheap test: could `word` (ASCII letters) be a key?
