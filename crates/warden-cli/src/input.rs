@@ -101,19 +101,19 @@ pub fn display(path: Option<&Path>) -> String {
 
 /// Converts sorted-or-not byte offsets to code point offsets in one pass over the text.
 ///
-/// `offsets` are byte offsets on char boundaries; the result has the same order.
+/// `offsets` are byte offsets on char boundaries (others are floored to one);
+/// the result has the same order.
 pub fn char_offsets(text: &str, offsets: &[usize]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..offsets.len()).collect();
     order.sort_unstable_by_key(|&i| offsets[i]);
+    let mut cp = warden_core::CodePoints::new(text);
     let mut out = vec![0; offsets.len()];
-    let (mut byte, mut chars) = (0usize, 0usize);
     for i in order {
-        let target = offsets[i].min(text.len());
-        if target > byte {
-            chars += text[byte..target].chars().count();
-            byte = target;
+        let mut at = offsets[i].min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
         }
-        out[i] = chars;
+        out[i] = cp.at(at).unwrap_or_default();
     }
     out
 }

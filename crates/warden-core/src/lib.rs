@@ -28,6 +28,7 @@ pub mod error;
 pub mod finding;
 pub mod json;
 pub mod normalize;
+pub mod offsets;
 pub mod pack;
 pub mod redact;
 pub mod scan;
@@ -39,6 +40,7 @@ pub use config::{ListEntry, RedactConfig, ScanConfig, Strategy};
 pub use error::{Error, ErrorKind};
 pub use finding::{Checksum, Evidence, Finding};
 pub use normalize::{normalize, Normalized};
+pub use offsets::CodePoints;
 pub use pack::{
     builtin_pack_sources, check_examples, ExampleFailure, ExampleReport, FailureKind, Pack,
     RuleSpec,

@@ -10,9 +10,9 @@ use rayon::prelude::*;
 use warden_injection::{Detector, DetectorConfig, ErrorKind, InjectionResult, Source};
 
 use crate::errors::{shield, Family, InternalError};
-use crate::offsets::CodePoints;
 use crate::pyjson;
 use crate::scanner::score_f64;
+use warden_core::CodePoints;
 
 fn injection_err(py: Python<'_>, e: &warden_injection::Error) -> PyErr {
     let family = match e.kind() {

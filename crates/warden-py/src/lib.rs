@@ -12,7 +12,6 @@
 
 mod errors;
 mod injection;
-mod offsets;
 mod policy;
 mod pyjson;
 mod scanner;

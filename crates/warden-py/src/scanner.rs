@@ -12,9 +12,9 @@ use warden_core::json::{redact_json, scan_json, JsonFinding};
 use warden_core::{ErrorKind, Finding, RedactConfig, Redactor, ScanConfig, Strategy};
 
 use crate::errors::{shield, Family, InternalError};
-use crate::offsets::CodePoints;
 use crate::pyjson;
 use crate::vault::{key_bytes, PyVault};
+use warden_core::CodePoints;
 
 /// Turns an engine error into the matching exception, with `.file`, `.line`
 /// and `.rule` attributes where the engine knows them.
