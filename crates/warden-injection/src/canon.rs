@@ -144,6 +144,18 @@ fn is_mark(c: char) -> bool {
         && !c.is_whitespace()
 }
 
+/// 1 for the bytes `is_word` accepts on ASCII (alphanumeric or `_`).
+const ASCII_WORD_BYTE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 128 {
+        let c = i as u8;
+        t[i] = (c.is_ascii_alphanumeric() || c == b'_') as u8;
+        i += 1;
+    }
+    t
+};
+
 /// Token starts of a view, for [`View::token_index`].
 #[derive(Debug)]
 enum Tokens {
@@ -169,7 +181,7 @@ impl Tokens {
             // `is_word` on ASCII: alphanumeric or `_`.
             let mut word = 0u64;
             for (j, &c) in block.iter().enumerate() {
-                word |= ((c.is_ascii_alphanumeric() | (c == b'_')) as u64) << j;
+                word |= (ASCII_WORD_BYTE[c as usize] as u64) << j;
             }
             let s = word & !((word << 1) | carry);
             carry = word >> 63;

@@ -401,16 +401,29 @@ const fn stopword_slot(key: u64) -> usize {
 
 /// Whether ASCII-letter word `w` is a stopword, case-insensitively: the
 /// unrotated [`is_stopword`] as one table probe.
-#[inline]
+#[cfg(test)]
 fn is_plain_stopword(w: &[u8]) -> bool {
-    if w.len() > 8 {
-        return w.eq_ignore_ascii_case(b"instructions");
+    is_plain_stopword_at(w, 0, w.len())
+}
+
+/// [`is_plain_stopword`] for the word `b[s..e]` (`e > s`), reading it as
+/// one 8-byte load where `b` has 8 bytes from `s`.
+#[inline]
+fn is_plain_stopword_at(b: &[u8], s: usize, e: usize) -> bool {
+    let len = e - s;
+    if len > 8 {
+        return b[s..e].eq_ignore_ascii_case(b"instructions");
     }
+    let x = match b.get(s..s + 8) {
+        Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
+        None => b[s..e]
+            .iter()
+            .enumerate()
+            .fold(0u64, |x, (j, &c)| x | (c as u64) << (8 * j)),
+    };
     // Letters only, so setting bit 5 of each byte lower-cases it.
-    let mut key = 0u64;
-    for (j, &c) in w.iter().enumerate() {
-        key |= ((c | 0x20) as u64) << (8 * j);
-    }
+    let mask = u64::MAX >> (8 * (8 - len.max(1)));
+    let key = (x | 0x2020_2020_2020_2020) & mask;
     let mut slot = stopword_slot(key);
     loop {
         match STOPWORD_SLOTS[slot] {
@@ -464,7 +477,8 @@ fn rot13_candidate(text: &str) -> Option<(String, usize, usize)> {
     let (mut words, mut hits) = (0usize, 0usize);
     let mut i = 0;
     loop {
-        if i == b.len() || matches!(b[i], b'.' | b':' | b'\n' | b'!' | b'?' | b';' | b'"') {
+        let class = b.get(i).map_or(SEGMENT_END, |&c| ROT13_CLASS[c as usize]);
+        if class == SEGMENT_END {
             if words >= 4 && hits as f32 / words as f32 <= 0.08 {
                 let seg = &text[seg_start..i];
                 if stopword_ratio(seg, true).0 >= 0.2 {
@@ -477,20 +491,43 @@ fn rot13_candidate(text: &str) -> Option<(String, usize, usize)> {
             i += 1;
             seg_start = i;
             (words, hits) = (0, 0);
-        } else if b[i].is_ascii_alphabetic() {
+        } else if class == LETTER {
             let s = i;
-            while i < b.len() && b[i].is_ascii_alphabetic() {
+            while b.get(i).is_some_and(|&c| ROT13_CLASS[c as usize] == LETTER) {
                 i += 1;
             }
             if words < 200 {
                 words += 1;
-                hits += is_plain_stopword(&b[s..i]) as usize;
+                hits += is_plain_stopword_at(b, s, i) as usize;
             }
         } else {
             i += 1;
         }
     }
 }
+
+/// [`ROT13_CLASS`] of a byte that is neither a letter nor a segment end.
+const OTHER: u8 = 0;
+/// [`ROT13_CLASS`] of an ASCII letter.
+const LETTER: u8 = 1;
+/// [`ROT13_CLASS`] of sentence punctuation that ends a ROT13 segment.
+const SEGMENT_END: u8 = 2;
+
+/// Byte classes of the ROT13 segment scan.
+const ROT13_CLASS: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        if c.is_ascii_alphabetic() {
+            t[i] = LETTER;
+        } else if matches!(c, b'.' | b':' | b'\n' | b'!' | b'?' | b';' | b'"') {
+            t[i] = SEGMENT_END;
+        }
+        i += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {
