@@ -28,21 +28,28 @@ pub async fn read_body(body: Body, max: usize) -> Result<Bytes, ProxyError> {
 }
 
 /// Nesting depth of a JSON text, counted without parsing it (strings are skipped).
+///
+/// Runs on every request body before the parse, so string contents (nearly all
+/// of a prompt) are skipped eight bytes at a time to the next `"` or `\`.
 pub fn json_depth(bytes: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
-    for &b in bytes {
-        if in_str {
-            if esc {
-                esc = false;
-            } else if b == b'\\' {
-                esc = true;
-            } else if b == b'"' {
-                in_str = false;
+    let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Skip the string: jump to each `"` or `\`, stepping over escapes.
+                i += 1;
+                loop {
+                    match find_quote_or_backslash(&bytes[i.min(bytes.len())..]) {
+                        None => return max,
+                        Some(j) if bytes[i + j] == b'\\' => i += j + 2,
+                        Some(j) => {
+                            i += j + 1;
+                            break;
+                        }
+                    }
+                }
+                continue;
             }
-            continue;
-        }
-        match b {
-            b'"' => in_str = true,
             b'{' | b'[' => {
                 depth += 1;
                 max = max.max(depth);
@@ -50,8 +57,32 @@ pub fn json_depth(bytes: &[u8]) -> usize {
             b'}' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     max
+}
+
+/// Index of the first `"` or `\` in `s`, eight bytes at a time (SWAR).
+fn find_quote_or_backslash(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    // Exact "some byte is zero" test: the lowest flagged byte is the first zero byte.
+    let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let mut chunks = s.chunks_exact(8);
+    let mut base = 0;
+    for c in &mut chunks {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let hit = zero(w ^ (LO * u64::from(b'"'))) | zero(w ^ (LO * u64::from(b'\\')));
+        if hit != 0 {
+            return Some(base + (hit.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\')
+        .map(|j| base + j)
 }
 
 /// Parse a JSON object body after checking its depth.
@@ -83,6 +114,76 @@ pub fn parse_json(bytes: &[u8], max_depth: usize) -> Result<Value, ProxyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte-at-a-time definition the fast version must agree with.
+    fn json_depth_slow(bytes: &[u8]) -> usize {
+        let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+        for &b in bytes {
+            if in_str {
+                if esc {
+                    esc = false;
+                } else if b == b'\\' {
+                    esc = true;
+                } else if b == b'"' {
+                    in_str = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_str = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        max
+    }
+
+    #[test]
+    fn fast_depth_matches_the_byte_loop() {
+        // Every string of up to six bytes over the JSON-significant bytes (and a
+        // filler), including unterminated strings and trailing backslashes.
+        let alphabet = b"\"\\{}[]a";
+        let mut cases: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..6 {
+            let mut next = Vec::new();
+            for c in &cases {
+                for &b in alphabet {
+                    let mut c = c.clone();
+                    c.push(b);
+                    next.push(c);
+                }
+            }
+            cases = next;
+            for c in &cases {
+                assert_eq!(
+                    json_depth(c),
+                    json_depth_slow(c),
+                    "{:?}",
+                    String::from_utf8_lossy(c)
+                );
+            }
+        }
+        // Longer texts: quotes and escapes at every offset around the 8-byte chunks.
+        for pad in 0..20 {
+            for tail in [&b"\\\"]\"}"[..], b"\\\\\"[[", b"\"{", b"\\", b"]]"] {
+                let mut t = b"{\"k\":[\"".to_vec();
+                t.extend(std::iter::repeat_n(b'x', pad));
+                t.extend_from_slice(tail);
+                t.extend(std::iter::repeat_n(b'y', pad));
+                t.extend_from_slice(b"\",[{}]]}");
+                assert_eq!(
+                    json_depth(&t),
+                    json_depth_slow(&t),
+                    "{:?}",
+                    String::from_utf8_lossy(&t)
+                );
+            }
+        }
+    }
 
     #[test]
     fn depth_ignores_brackets_in_strings() {
