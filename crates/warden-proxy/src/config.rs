@@ -212,6 +212,18 @@ pub enum EntityAction {
     Log,
 }
 
+impl EntityAction {
+    /// Lower-case name, as in the config and the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityAction::Redact => "redact",
+            EntityAction::Block => "block",
+            EntityAction::Allow => "allow",
+            EntityAction::Log => "log",
+        }
+    }
+}
+
 /// Per-entity actions.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

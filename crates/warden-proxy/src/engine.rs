@@ -60,6 +60,17 @@ pub enum InjectionVerdict {
     Block,
 }
 
+impl InjectionVerdict {
+    /// Lower-case name, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InjectionVerdict::Allow => "allow",
+            InjectionVerdict::Flag => "flag",
+            InjectionVerdict::Block => "block",
+        }
+    }
+}
+
 /// Result of scoring one text for injection.
 #[derive(Debug, Clone, Serialize)]
 pub struct Injection {

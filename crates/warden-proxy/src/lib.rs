@@ -33,6 +33,7 @@ pub mod convo;
 pub mod engine;
 pub mod error;
 pub mod extract;
+pub mod jsonw;
 pub mod limits;
 pub mod metrics;
 pub mod pipeline;

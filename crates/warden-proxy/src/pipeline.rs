@@ -16,7 +16,9 @@ use crate::engine::{Engines, InjectionVerdict, Source, Vault};
 /// Injection outcome for one source, aggregated over its parts.
 #[derive(Debug, Clone, Serialize)]
 pub struct InjectionSummary {
-    /// Highest score.
+    /// Highest score. Written as the `f64` of the `f32` (e.g. `0.019999999552965164`),
+    /// whether serialised directly or through a `serde_json::Value`.
+    #[serde(serialize_with = "f32_as_f64")]
     pub score: f32,
     /// Worst verdict.
     pub verdict: InjectionVerdict,
@@ -52,6 +54,10 @@ impl Inspection {
             .map(|s| s.verdict)
             .max_by_key(|v| verdict_rank(*v))
     }
+}
+
+fn f32_as_f64<S: serde::Serializer>(x: &f32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(f64::from(*x))
 }
 
 fn verdict_rank(v: InjectionVerdict) -> u8 {

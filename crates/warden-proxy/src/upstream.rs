@@ -3,7 +3,7 @@
 //! never from the client, never logged.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::SystemTime;
 
 use crate::config::UpstreamConfig;
@@ -23,6 +23,8 @@ pub struct Upstream {
     /// Base URL without trailing slash.
     pub base_url: String,
     key: KeySource,
+    /// Parsed URLs of the routes forwarded so far (a handful of static paths).
+    urls: RwLock<Vec<(&'static str, reqwest::Url)>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -53,7 +55,25 @@ impl Upstream {
         Upstream {
             base_url: cfg.base_url.trim_end_matches('/').to_string(),
             key,
+            urls: RwLock::new(Vec::new()),
         }
+    }
+
+    /// The URL of `path` on this vendor, parsed once per path and then cloned.
+    /// `None` when it does not parse (the caller then lets the client report it).
+    pub fn url(&self, path: &'static str) -> Option<reqwest::Url> {
+        if let Ok(urls) = self.urls.read() {
+            if let Some((_, u)) = urls.iter().find(|(p, _)| *p == path) {
+                return Some(u.clone());
+            }
+        }
+        let u = reqwest::Url::parse(&format!("{}{path}", self.base_url)).ok()?;
+        if let Ok(mut urls) = self.urls.write() {
+            if !urls.iter().any(|(p, _)| *p == path) {
+                urls.push((path, u.clone()));
+            }
+        }
+        Some(u)
     }
 
     /// Whether a key source is configured.

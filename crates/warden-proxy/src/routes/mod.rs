@@ -5,6 +5,7 @@ pub mod anthropic;
 pub mod guard;
 pub mod openai;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,13 +14,16 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::auth::Principal;
 use crate::convo::Api;
+use crate::convo::Skipped;
+use crate::engine::InjectionVerdict;
 use crate::engine::Vault;
 use crate::error::{ApiError, Flavor, ProxyError};
-use crate::pipeline::{inspect, Inspection};
+use crate::pipeline::{inspect, InjectionSummary, Inspection};
 use crate::respond::{ReqCtx, ToolRecord};
 use crate::sse::{SseParser, Transformer};
 use crate::state::AppState;
@@ -103,11 +107,99 @@ pub(crate) async fn authenticate(
     Ok(p)
 }
 
+/// The audit record of one proxied request (`event: proxy_request`), fields in
+/// the order they appear in the log. Built as a struct and serialised once, by
+/// the audit log; a field not reached yet (say, a request refused before its body
+/// was read) is left out. Counts, ids and rule names only, never values.
+#[derive(Serialize)]
+struct RequestRecord {
+    event: &'static str,
+    request_id: String,
+    principal: String,
+    roles: Vec<String>,
+    route: &'static str,
+    /// Present once the body is parsed (`null` when the body names no model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parts_scanned: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detections: Option<BTreeMap<String, u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redacted: Option<BTreeMap<String, u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    injection: Option<InjectionRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_scanned: Option<Vec<Skipped>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocked: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    added_us: Option<u64>,
+    // The rest is filled in by `Finisher::finish`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Vec<ToolRecord>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_findings: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'static str>,
+    /// `null` when the vendor was not reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_ms: Option<Option<u128>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<u128>,
+}
+
+/// The record's `injection` field: the verdicts by source, or `"not_scanned"`
+/// when the detector is off.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum InjectionRecord {
+    NotScanned(&'static str),
+    Scanned {
+        verdict: Option<InjectionVerdict>,
+        by_source: BTreeMap<&'static str, InjectionSummary>,
+    },
+}
+
+impl RequestRecord {
+    fn new(request_id: &str, principal: &Principal, route: &'static str) -> Self {
+        RequestRecord {
+            event: "proxy_request",
+            request_id: request_id.to_string(),
+            principal: principal.id.clone(),
+            roles: principal.roles.clone(),
+            route,
+            model: None,
+            stream: None,
+            parts_scanned: None,
+            detections: None,
+            redacted: None,
+            injection: None,
+            not_scanned: None,
+            blocked: None,
+            upstream_status: None,
+            added_us: None,
+            tool_calls: None,
+            output_findings: None,
+            status: None,
+            outcome: None,
+            upstream_ms: None,
+            latency_ms: None,
+        }
+    }
+}
+
 /// Audit and metrics for one request, written exactly once (also when a
 /// stream is dropped by the client).
 struct Finisher {
     state: Arc<AppState>,
-    record: Mutex<Option<Value>>,
+    record: Mutex<Option<RequestRecord>>,
     tools: Mutex<Option<Arc<ReqCtx>>>,
     started: Instant,
     route: &'static str,
@@ -115,7 +207,7 @@ struct Finisher {
 }
 
 impl Finisher {
-    fn finish(&self, status: u16, outcome: &str, upstream_ms: Option<u128>) {
+    fn finish(&self, status: u16, outcome: &'static str, upstream_ms: Option<u128>) {
         let Some(mut rec) = self.record.lock().ok().and_then(|mut r| r.take()) else {
             return;
         };
@@ -128,18 +220,18 @@ impl Finisher {
                     .and_then(|c| c.tools.lock().ok().map(|t| t.clone()))
             })
             .unwrap_or_default();
-        rec["tool_calls"] = json!(tools);
+        rec.tool_calls = Some(tools);
         let output = self
             .tools
             .lock()
             .ok()
             .and_then(|c| c.as_ref().map(|c| c.output_findings()))
             .unwrap_or_default();
-        rec["output_findings"] = json!(output);
-        rec["status"] = json!(status);
-        rec["outcome"] = json!(outcome);
-        rec["upstream_ms"] = json!(upstream_ms);
-        rec["latency_ms"] = json!(self.started.elapsed().as_millis());
+        rec.output_findings = Some(output);
+        rec.status = Some(status);
+        rec.outcome = Some(outcome);
+        rec.upstream_ms = Some(upstream_ms);
+        rec.latency_ms = Some(self.started.elapsed().as_millis());
         if let Err(e) = self.state.audit.append(&rec) {
             tracing::error!(event = "audit_write_failed", error = %e, "audit record could not be written");
         }
@@ -155,7 +247,7 @@ impl Finisher {
         );
         tracing::info!(
             event = "request",
-            request_id = rec["request_id"].as_str().unwrap_or(""),
+            request_id = rec.request_id.as_str(),
             route = self.route,
             principal = %self.principal,
             status,
@@ -173,16 +265,48 @@ impl Drop for Finisher {
     }
 }
 
+/// A fresh request id: a UUID v4 in simple form (32 hex digits), unique within
+/// the process, without a system call per request. The random bits come from a
+/// per-process seed drawn once from the OS, mixed with a request counter; 64 of
+/// them are a bijection of the counter, so two requests never share an id.
+pub(crate) fn new_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static SEED: OnceLock<(u64, u64)> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let (a, b) = *SEED.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let unique = splitmix64(n.wrapping_add(a)).to_le_bytes();
+    let other = splitmix64(n ^ b).to_le_bytes();
+    // Bytes 6 and 8 carry the version and variant bits: keep `unique` out of them.
+    let bytes = [
+        unique[0], unique[1], unique[2], unique[3], unique[4], unique[5], other[0], other[1],
+        other[2], unique[6], unique[7], other[3], other[4], other[5], other[6], other[7],
+    ];
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .simple()
+        .to_string()
+}
+
+/// The SplitMix64 finaliser: a bijection on `u64` that scatters counter values.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// The shared vendor-route flow.
 pub(crate) async fn proxy(
     state: Arc<AppState>,
     api: Api,
-    path: &str,
+    path: &'static str,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     use tracing::Instrument;
-    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let request_id = new_request_id();
     let span = tracing::info_span!("request", request_id = %request_id, route = api.route());
     proxy_inner(state, api, path, headers, body, request_id)
         .instrument(span)
@@ -192,7 +316,7 @@ pub(crate) async fn proxy(
 async fn proxy_inner(
     state: Arc<AppState>,
     api: Api,
-    path: &str,
+    path: &'static str,
     headers: HeaderMap,
     body: Body,
     request_id: String,
@@ -205,13 +329,7 @@ async fn proxy_inner(
         Ok(p) => p,
         Err(e) => return with_request_id(ApiError::new(fl, e).into_response(), &request_id),
     };
-    let mut record = json!({
-        "event": "proxy_request",
-        "request_id": request_id,
-        "principal": principal.id,
-        "roles": principal.roles,
-        "route": route,
-    });
+    let mut record = RequestRecord::new(&request_id, &principal, route);
     let finisher = Finisher {
         state: state.clone(),
         record: Mutex::new(None),
@@ -220,9 +338,12 @@ async fn proxy_inner(
         route,
         principal: principal.id.clone(),
     };
-    let fail = |finisher: &Finisher, record: Value, e: ProxyError| -> Response {
-        if let Ok(mut r) = finisher.record.lock() {
-            *r = Some(record);
+    // `record` is `None` when it is already with the finisher.
+    let fail = |finisher: &Finisher, record: Option<RequestRecord>, e: ProxyError| -> Response {
+        if let Some(record) = record {
+            if let Ok(mut r) = finisher.record.lock() {
+                *r = Some(record);
+            }
         }
         let status = e.status().as_u16();
         finisher.finish(status, e.code(), None);
@@ -233,22 +354,22 @@ async fn proxy_inner(
         crate::limits::check_request(&state.store, &state.cfg.limits, &principal.id).await
     {
         count_limited(&state, &principal, &e);
-        return fail(&finisher, record, e);
+        return fail(&finisher, Some(record), e);
     }
     let bytes = match crate::extract::read_body(body, state.cfg.limits.max_body_bytes).await {
         Ok(b) => b,
-        Err(e) => return fail(&finisher, record, e),
+        Err(e) => return fail(&finisher, Some(record), e),
     };
     let mut value = match crate::extract::parse_json(&bytes, state.cfg.limits.max_json_depth) {
         Ok(v) => v,
-        Err(e) => return fail(&finisher, record, e),
+        Err(e) => return fail(&finisher, Some(record), e),
     };
-    record["model"] = json!(value.get("model").and_then(Value::as_str));
+    record.model = Some(value.get("model").and_then(Value::as_str).map(String::from));
     let stream = value
         .get("stream")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    record["stream"] = json!(stream);
+    record.stream = Some(stream);
 
     if let Err(e) = crate::limits::check_tokens(
         &state.store,
@@ -259,7 +380,7 @@ async fn proxy_inner(
     .await
     {
         count_limited(&state, &principal, &e);
-        return fail(&finisher, record, e);
+        return fail(&finisher, Some(record), e);
     }
 
     // Vault: keyed tokens make placeholders stable across turns; for history held
@@ -277,7 +398,7 @@ async fn proxy_inner(
                 }
             }
             Ok(None) => {}
-            Err(e) => return fail(&finisher, record, ProxyError::Store(e.to_string())),
+            Err(e) => return fail(&finisher, Some(record), ProxyError::Store(e.to_string())),
         }
     }
 
@@ -295,7 +416,7 @@ async fn proxy_inner(
             Err(_) => {
                 return fail(
                     &finisher,
-                    record,
+                    Some(record),
                     ProxyError::Internal("scanner task failed".into()),
                 )
             }
@@ -305,7 +426,7 @@ async fn proxy_inner(
         (value, ins)
     };
     let (value, mut ins) = inspected;
-    record_inspection(&state, &principal, &mut record, &ins);
+    record_inspection(&state, &principal, &mut record, &mut ins);
     if !ins.blocked.is_empty() {
         let reasons = std::mem::take(&mut ins.blocked);
         for r in &reasons {
@@ -316,7 +437,7 @@ async fn proxy_inner(
             );
         }
         tracing::warn!(event = "request_blocked", principal = %principal.id, reasons = ?reasons, "request blocked");
-        return fail(&finisher, record, ProxyError::Blocked { reasons });
+        return fail(&finisher, Some(record), ProxyError::Blocked { reasons });
     }
 
     let vault = Arc::new(std::mem::take(&mut ins.vault));
@@ -341,22 +462,9 @@ async fn proxy_inner(
     } else {
         &state.openai
     };
-    let out_body = match serde_json::to_vec(&value) {
-        Ok(b) => b,
-        Err(_) => {
-            let rec = finisher
-                .record
-                .lock()
-                .ok()
-                .and_then(|mut r| r.take())
-                .unwrap_or_default();
-            return fail(
-                &finisher,
-                rec,
-                ProxyError::Internal("could not serialise the request".into()),
-            );
-        }
-    };
+    // Redaction changes little in size: one allocation for the whole body.
+    let out_body = crate::jsonw::to_vec(&value, bytes.len() + bytes.len() / 8 + 64);
+    drop(value);
     let pre_ms = started.elapsed();
     let sent = Instant::now();
     let resp = match send(&state, upstream, api, path, &headers, out_body).await {
@@ -367,13 +475,7 @@ async fn proxy_inner(
                 &[("route", route), ("kind", e.code())],
                 1,
             );
-            let rec = finisher
-                .record
-                .lock()
-                .ok()
-                .and_then(|mut r| r.take())
-                .unwrap_or_default();
-            return fail(&finisher, rec, e);
+            return fail(&finisher, None, e);
         }
     };
     let upstream_latency = sent.elapsed();
@@ -403,7 +505,7 @@ async fn proxy_inner(
         );
         if let Ok(mut r) = finisher.record.lock() {
             if let Some(rec) = r.as_mut() {
-                rec["upstream_status"] = json!(status.as_u16());
+                rec.upstream_status = Some(status.as_u16());
             }
         }
         let body = stream_body(
@@ -431,13 +533,7 @@ async fn proxy_inner(
                 &[("route", route), ("kind", e.code())],
                 1,
             );
-            let rec = finisher
-                .record
-                .lock()
-                .ok()
-                .and_then(|mut r| r.take())
-                .unwrap_or_default();
-            return fail(&finisher, rec, e);
+            return fail(&finisher, None, e);
         }
     };
     let post = Instant::now();
@@ -451,7 +547,7 @@ async fn proxy_inner(
             } else {
                 crate::respond::restore_tree(&vault, &mut v);
             }
-            serde_json::to_vec(&v).map(Bytes::from).unwrap_or(full)
+            Bytes::from(crate::jsonw::to_vec(&v, full.len() + full.len() / 8 + 64))
         }
         Err(_) => full,
     };
@@ -463,8 +559,8 @@ async fn proxy_inner(
     );
     if let Ok(mut r) = finisher.record.lock() {
         if let Some(rec) = r.as_mut() {
-            rec["upstream_status"] = json!(status.as_u16());
-            rec["added_us"] = json!(added.as_micros() as u64);
+            rec.upstream_status = Some(status.as_u16());
+            rec.added_us = Some(added.as_micros() as u64);
         }
     }
     if !status.is_success() {
@@ -511,25 +607,27 @@ fn block_label(reason: &str) -> &str {
 fn record_inspection(
     state: &AppState,
     principal: &Principal,
-    record: &mut Value,
-    ins: &Inspection,
+    record: &mut RequestRecord,
+    ins: &mut Inspection,
 ) {
     for (entity, n) in &ins.detections {
-        let action = format!("{:?}", state.cfg.entities.action(entity)).to_lowercase();
         state.metrics.inc(
             "warden_detections_total",
-            &[("entity", entity), ("action", &action)],
+            &[
+                ("entity", entity),
+                ("action", state.cfg.entities.action(entity).as_str()),
+            ],
             *n,
         );
     }
     for (source, s) in &ins.injection {
-        let v = format!("{:?}", s.verdict).to_lowercase();
+        let v = s.verdict.as_str();
         state.metrics.inc(
             "warden_injection_verdicts_total",
-            &[("source", source), ("verdict", &v)],
+            &[("source", source), ("verdict", v)],
             1,
         );
-        if s.verdict != crate::engine::InjectionVerdict::Allow {
+        if s.verdict != InjectionVerdict::Allow {
             tracing::warn!(event = "injection", principal = %principal.id, source, verdict = %v, rules = ?s.rules, "prompt injection signal");
         }
     }
@@ -538,16 +636,20 @@ fn record_inspection(
             .metrics
             .inc("warden_not_scanned_total", &[("reason", s.reason)], 1);
     }
-    record["parts_scanned"] = json!(ins.parts);
-    record["detections"] = json!(ins.detections);
-    record["redacted"] = json!(ins.redacted);
-    record["injection"] = if state.engines.injection_enabled() {
-        json!({"verdict": ins.injection_verdict(), "by_source": ins.injection})
+    // The record takes the counts: after this the request only needs `blocked` and the vault.
+    record.parts_scanned = Some(ins.parts);
+    record.detections = Some(std::mem::take(&mut ins.detections));
+    record.redacted = Some(std::mem::take(&mut ins.redacted));
+    record.injection = Some(if state.engines.injection_enabled() {
+        InjectionRecord::Scanned {
+            verdict: ins.injection_verdict(),
+            by_source: std::mem::take(&mut ins.injection),
+        }
     } else {
-        json!("not_scanned")
-    };
-    record["not_scanned"] = json!(ins.not_scanned);
-    record["blocked"] = json!(ins.blocked);
+        InjectionRecord::NotScanned("not_scanned")
+    });
+    record.not_scanned = Some(std::mem::take(&mut ins.not_scanned));
+    record.blocked = Some(ins.blocked.clone());
 }
 
 pub(crate) fn vault_key(principal: &str, response_id: &str) -> String {
@@ -587,12 +689,15 @@ async fn send(
     state: &AppState,
     upstream: &Upstream,
     api: Api,
-    path: &str,
+    path: &'static str,
     headers: &HeaderMap,
     body: Vec<u8>,
 ) -> Result<reqwest::Response, ProxyError> {
     let key = upstream.key()?;
-    let mut req = state.http.post(format!("{}{path}", upstream.base_url));
+    let mut req = match upstream.url(path) {
+        Some(url) => state.http.post(url),
+        None => state.http.post(format!("{}{path}", upstream.base_url)),
+    };
     for name in FORWARD_REQUEST_HEADERS {
         if let Some(v) = headers.get(*name) {
             req = req.header(*name, v.clone());
@@ -752,4 +857,101 @@ pub(crate) async fn metrics(
         state.metrics.render(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_uuid_v4() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let id = new_request_id();
+            let u = uuid::Uuid::parse_str(&id).unwrap();
+            assert_eq!(u.get_version_num(), 4);
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
+            assert_eq!(id.len(), 32);
+            assert!(seen.insert(id));
+        }
+    }
+
+    /// The record, serialised directly, is byte-for-byte what the JSON tree it
+    /// replaced produced (same key order, scores as the `f64` of the `f32`).
+    #[test]
+    fn request_record_matches_the_json_tree_shape() {
+        let p = Principal::anonymous();
+        let mut rec = RequestRecord::new("abc", &p, "chat.completions");
+        let early = serde_json::to_string(&rec).unwrap();
+        let tree = json!({"event": "proxy_request", "request_id": "abc", "principal": "anonymous",
+            "roles": ["support_agent"], "route": "chat.completions"});
+        assert_eq!(early, tree.to_string());
+
+        let summary = InjectionSummary {
+            score: 0.02,
+            verdict: InjectionVerdict::Flag,
+            rules: vec!["inj.rule".into()],
+        };
+        let by_source: BTreeMap<&'static str, InjectionSummary> =
+            [("user", summary.clone())].into_iter().collect();
+        let counts: BTreeMap<String, u64> = [("EMAIL".to_string(), 2)].into_iter().collect();
+        let skipped = vec![Skipped {
+            path: "/messages/1/content/1".into(),
+            reason: "image",
+        }];
+        let tools = vec![ToolRecord {
+            tool: "issue_refund".into(),
+            verdict: "deny".into(),
+            rules: vec!["refund.within_refundable".into()],
+            approval_id: None,
+            hold_id: None,
+        }];
+        rec.model = Some(None);
+        rec.stream = Some(false);
+        rec.parts_scanned = Some(3);
+        rec.detections = Some(counts.clone());
+        rec.redacted = Some(counts.clone());
+        rec.injection = Some(InjectionRecord::Scanned {
+            verdict: Some(InjectionVerdict::Flag),
+            by_source: by_source.clone(),
+        });
+        rec.not_scanned = Some(skipped.clone());
+        rec.blocked = Some(Vec::new());
+        rec.upstream_status = Some(200);
+        rec.added_us = Some(380);
+        rec.tool_calls = Some(tools.clone());
+        rec.output_findings = Some(Vec::new());
+        rec.status = Some(200);
+        rec.outcome = Some("ok");
+        rec.upstream_ms = Some(None);
+        rec.latency_ms = Some(413);
+        let mut tree = tree;
+        tree["model"] = json!(None::<&str>);
+        tree["stream"] = json!(false);
+        tree["parts_scanned"] = json!(3);
+        tree["detections"] = json!(counts);
+        tree["redacted"] = json!(counts);
+        tree["injection"] =
+            json!({"verdict": Some(InjectionVerdict::Flag), "by_source": by_source});
+        tree["not_scanned"] = json!(skipped);
+        tree["blocked"] = json!(Vec::<String>::new());
+        tree["upstream_status"] = json!(200);
+        tree["added_us"] = json!(380);
+        tree["tool_calls"] = json!(tools);
+        tree["output_findings"] = json!(Vec::<String>::new());
+        tree["status"] = json!(200);
+        tree["outcome"] = json!("ok");
+        tree["upstream_ms"] = json!(None::<u128>);
+        tree["latency_ms"] = json!(413);
+        let direct = serde_json::to_string(&rec).unwrap();
+        assert_eq!(direct, tree.to_string());
+        assert!(
+            direct.contains("\"score\":0.019999999552965164"),
+            "{direct}"
+        );
+
+        rec.injection = Some(InjectionRecord::NotScanned("not_scanned"));
+        tree["injection"] = json!("not_scanned");
+        assert_eq!(serde_json::to_string(&rec).unwrap(), tree.to_string());
+    }
 }
