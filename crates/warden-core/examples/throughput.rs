@@ -32,7 +32,13 @@ fn profile() {
         None => Scanner::builtin().unwrap(),
     };
     println!("built in {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
-    let c = corpus(1, 2_000_000, 400);
+    // PROFILE_DENSE=1: one entity per 60 bytes instead of 400.
+    let bpe = if std::env::var_os("PROFILE_DENSE").is_some() {
+        60
+    } else {
+        400
+    };
+    let c = corpus(1, 2_000_000, bpe);
     let n: usize = c.docs.iter().map(|d| scanner.scan(d).len()).sum();
     println!("{n} findings, {} planted", c.entities());
 }
