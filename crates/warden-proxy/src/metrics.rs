@@ -90,27 +90,27 @@ const HELP: &[(&str, &str, &str)] = &[
 impl Metrics {
     /// Add `by` to a counter.
     pub fn inc(&self, name: &'static str, labels: &[(&'static str, &str)], by: u64) {
-        let key = (
-            name,
-            labels.iter().map(|(k, v)| (*k, v.to_string())).collect(),
-        );
         if let Ok(mut c) = self.counters.lock() {
-            *c.entry(key).or_insert(0) += by;
+            match find(&mut c, name, labels) {
+                Some(v) => *v += by,
+                None => {
+                    c.insert(key(name, labels), by);
+                }
+            }
         }
     }
 
     /// Record a duration in a histogram.
     pub fn observe(&self, name: &'static str, labels: &[(&'static str, &str)], d: Duration) {
-        let key = (
-            name,
-            labels.iter().map(|(k, v)| (*k, v.to_string())).collect(),
-        );
         let secs = d.as_secs_f64();
         if let Ok(mut h) = self.histograms.lock() {
-            let h = h.entry(key).or_insert_with(|| Histogram {
-                counts: vec![0; BUCKETS.len()],
-                ..Default::default()
-            });
+            let h = match find(&mut h, name, labels) {
+                Some(h) => h,
+                None => h.entry(key(name, labels)).or_insert_with(|| Histogram {
+                    counts: vec![0; BUCKETS.len()],
+                    ..Default::default()
+                }),
+            };
             for (i, b) in BUCKETS.iter().enumerate() {
                 if secs <= *b {
                     h.counts[i] += 1;
@@ -123,17 +123,10 @@ impl Metrics {
 
     /// Current value of a counter (tests and `/readyz`).
     pub fn get(&self, name: &'static str, labels: &[(&'static str, &str)]) -> u64 {
-        let key = (
-            name,
-            labels
-                .iter()
-                .map(|(k, v)| (*k, v.to_string()))
-                .collect::<Labels>(),
-        );
         self.counters
             .lock()
             .ok()
-            .and_then(|c| c.get(&key).copied())
+            .and_then(|mut c| find(&mut c, name, labels).copied())
             .unwrap_or(0)
     }
 
@@ -173,6 +166,32 @@ impl Metrics {
     }
 }
 
+/// An owned series key.
+fn key(name: &'static str, labels: &[(&'static str, &str)]) -> (&'static str, Labels) {
+    (
+        name,
+        labels.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+    )
+}
+
+/// The series `name{labels}` if it exists, found without allocating: a metric has
+/// a handful of series, visited in key order from the first one of that name.
+fn find<'m, T>(
+    map: &'m mut BTreeMap<(&'static str, Labels), T>,
+    name: &'static str,
+    labels: &[(&'static str, &str)],
+) -> Option<&'m mut T> {
+    map.range_mut((name, Vec::new())..)
+        .take_while(|((n, _), _)| *n == name)
+        .find(|((_, l), _)| {
+            l.len() == labels.len()
+                && l.iter()
+                    .zip(labels)
+                    .all(|((k1, v1), (k2, v2))| k1 == k2 && v1 == v2)
+        })
+        .map(|(_, v)| v)
+}
+
 fn fmt_labels(labels: &Labels, le: Option<&str>) -> String {
     if labels.is_empty() && le.is_none() {
         return String::new();
@@ -206,6 +225,36 @@ fn fmt_labels(labels: &Labels, le: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_are_found_again_by_name_and_labels() {
+        let m = Metrics::default();
+        for (name, route, n) in [
+            ("warden_requests_total", "chat", 1),
+            ("warden_requests_total", "messages", 2),
+            ("warden_requests_total", "chat", 3),
+            ("warden_blocked_requests_total", "chat", 5),
+            ("warden_requests_total", "chat", 7),
+        ] {
+            m.inc(name, &[("route", route), ("status", "200")], n);
+        }
+        let get = |name, route| m.get(name, &[("route", route), ("status", "200")]);
+        assert_eq!(get("warden_requests_total", "chat"), 11);
+        assert_eq!(get("warden_requests_total", "messages"), 2);
+        assert_eq!(get("warden_blocked_requests_total", "chat"), 5);
+        assert_eq!(get("warden_blocked_requests_total", "messages"), 0);
+        assert_eq!(m.get("warden_requests_total", &[("route", "chat")]), 0);
+        for _ in 0..3 {
+            m.observe(
+                "warden_added_latency_seconds",
+                &[("route", "chat"), ("phase", "total")],
+                Duration::from_micros(300),
+            );
+        }
+        assert!(m
+            .render()
+            .contains("warden_added_latency_seconds_count{route=\"chat\",phase=\"total\"} 3"));
+    }
 
     #[test]
     fn exposition() {
