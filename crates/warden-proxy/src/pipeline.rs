@@ -168,6 +168,7 @@ fn guard_tree(
             }
         }
         Value::Object(o) => {
+            guard_keys(engines, cfg, o, source, ins);
             for (k, x) in o.iter_mut() {
                 // `type` tags are wire vocabulary, not content.
                 if k == "type" && x.is_string() {
@@ -177,6 +178,46 @@ fn guard_tree(
             }
         }
         _ => {}
+    }
+}
+
+/// Keys shorter than this hold no detectable value (the shortest e-mail
+/// address is six bytes) and are not worth a scan.
+const MIN_GUARDED_KEY: usize = 6;
+
+/// Object keys of user content are text too (`{"jane@corp.io": "vip"}` in
+/// tool arguments): guard them, and rename redacted ones in place, keeping
+/// the members' order. A renamed key that collides with another blocks the
+/// request rather than drop a member or forward the original.
+fn guard_keys(
+    engines: &Engines,
+    cfg: &Config,
+    o: &mut serde_json::Map<String, Value>,
+    source: Source,
+    ins: &mut Inspection,
+) {
+    let mut renames: Vec<Option<String>> = Vec::new();
+    for (i, k) in o.keys().enumerate() {
+        if k.len() < MIN_GUARDED_KEY {
+            continue;
+        }
+        if let Some(new) = guard_text(engines, cfg, k, None, source, ins) {
+            renames.resize(i + 1, None);
+            renames[i] = Some(new);
+        }
+    }
+    if renames.is_empty() {
+        return;
+    }
+    let old = std::mem::take(o);
+    for (i, (k, v)) in old.into_iter().enumerate() {
+        let key = renames.get_mut(i).and_then(Option::take).unwrap_or(k);
+        if o.insert(key, v).is_some() {
+            let reason = "a redacted object key collides with another key".to_string();
+            if !ins.blocked.contains(&reason) {
+                ins.blocked.push(reason);
+            }
+        }
     }
 }
 

@@ -1091,6 +1091,11 @@ async fn position_coverage_matrix() {
         ),
         (
             "chat",
+            "object key in tool-call args",
+            json!({"messages": [user(json!("hi")), {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "tag", "arguments": json!({"labels": {EMAIL: "vip"}}).to_string()}}]}, {"role": "tool", "tool_call_id": "c1", "content": "ok"}]}),
+        ),
+        (
+            "chat",
             "tool result",
             json!({"messages": [user(json!("hi")), {"role": "tool", "tool_call_id": "c1", "content": format!("found {EMAIL}")}]}),
         ),
@@ -1158,6 +1163,11 @@ async fn position_coverage_matrix() {
             "messages",
             "tool-call args in history",
             json!({"messages": [user(json!("hi")), {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "send", "input": {"to": EMAIL}}]}, user(json!([{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]))]}),
+        ),
+        (
+            "messages",
+            "object key in tool_use input",
+            json!({"messages": [user(json!("hi")), {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "tag", "input": {"labels": {EMAIL: "vip"}}}]}, user(json!([{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]))]}),
         ),
         (
             "messages",
