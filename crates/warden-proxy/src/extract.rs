@@ -30,7 +30,7 @@ pub async fn read_body(body: Body, max: usize) -> Result<Bytes, ProxyError> {
 /// Nesting depth of a JSON text, counted without parsing it (strings are skipped).
 ///
 /// Runs on every request body before the parse, so string contents (nearly all
-/// of a prompt) are skipped eight bytes at a time to the next `"` or `\`.
+/// of a prompt) are skipped with memchr to the next `"` or `\`.
 pub fn json_depth(bytes: &[u8]) -> usize {
     let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
     while i < bytes.len() {
@@ -39,7 +39,7 @@ pub fn json_depth(bytes: &[u8]) -> usize {
                 // Skip the string: jump to each `"` or `\`, stepping over escapes.
                 i += 1;
                 loop {
-                    match find_quote_or_backslash(&bytes[i.min(bytes.len())..]) {
+                    match memchr::memchr2(b'"', b'\\', &bytes[i.min(bytes.len())..]) {
                         None => return max,
                         Some(j) if bytes[i + j] == b'\\' => i += j + 2,
                         Some(j) => {
@@ -60,29 +60,6 @@ pub fn json_depth(bytes: &[u8]) -> usize {
         i += 1;
     }
     max
-}
-
-/// Index of the first `"` or `\` in `s`, eight bytes at a time (SWAR).
-fn find_quote_or_backslash(s: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    // Exact "some byte is zero" test: the lowest flagged byte is the first zero byte.
-    let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
-    let mut chunks = s.chunks_exact(8);
-    let mut base = 0;
-    for c in &mut chunks {
-        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        let hit = zero(w ^ (LO * u64::from(b'"'))) | zero(w ^ (LO * u64::from(b'\\')));
-        if hit != 0 {
-            return Some(base + (hit.trailing_zeros() / 8) as usize);
-        }
-        base += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\')
-        .map(|j| base + j)
 }
 
 /// Parse a JSON object body after checking its depth.
