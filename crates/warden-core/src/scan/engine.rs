@@ -757,10 +757,10 @@ impl Scan<'_> {
                     }
                 }
             });
-            if let Some(rest) = &ctx.rest {
-                for m in rest.find_iter(&text[lo..hi]) {
+            if let Some((ac, ids)) = &ctx.rest {
+                for m in ac.find_iter(&text[lo..hi]) {
                     if fits(lo + m.start(), lo + m.end()) {
-                        consider(m.pattern().as_usize());
+                        consider(ids[m.pattern().as_usize()]);
                     }
                 }
             }

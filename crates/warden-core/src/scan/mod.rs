@@ -145,9 +145,9 @@ struct ContextMatcher {
     /// window (entry `rule` = index into `words`): cheaper than running an
     /// automaton over the window for every finding.
     dict: WordDict,
-    /// The other words (if any), by an automaton whose pattern ids are
-    /// indices into `words`.
-    rest: Option<AhoCorasick>,
+    /// The other words (if any), by an automaton, with the index into
+    /// `words` of each of its patterns.
+    rest: Option<(AhoCorasick, Vec<usize>)>,
     /// Per word: the word as written, and its score delta.
     words: Vec<(Arc<str>, f32)>,
     /// Lower-cased words, for matching JSON key names.
@@ -224,15 +224,19 @@ impl ScannerBuilder {
 /// memory used to build it); rules over it keep only the meta regex.
 const DFA_LIMIT: usize = 1 << 15;
 
+/// The one syntax of every rule regex: bytes, ASCII-only classes.
+fn ascii_syntax(case_insensitive: bool) -> syntax::Config {
+    syntax::Config::new()
+        .unicode(false)
+        .utf8(false)
+        .case_insensitive(case_insensitive)
+}
+
 /// `pattern` as a dense DFA with the same syntax as [`compile_regex`], or
 /// `None` when it would be too large.
 fn compile_dfa(pattern: &str, case_insensitive: bool) -> Option<dfa_regex::Regex> {
-    let syn = syntax::Config::new()
-        .unicode(false)
-        .utf8(false)
-        .case_insensitive(case_insensitive);
     dfa_regex::Builder::new()
-        .syntax(syn)
+        .syntax(ascii_syntax(case_insensitive))
         .dense(
             dense::Config::new()
                 .start_kind(regex_automata::dfa::StartKind::Both)
@@ -245,12 +249,8 @@ fn compile_dfa(pattern: &str, case_insensitive: bool) -> Option<dfa_regex::Regex
 
 /// Compile a linear-time regex over bytes with ASCII-only classes.
 pub(crate) fn compile_regex(pattern: &str, case_insensitive: bool) -> Result<meta::Regex, String> {
-    let syn = syntax::Config::new()
-        .unicode(false)
-        .utf8(false)
-        .case_insensitive(case_insensitive);
     meta::Regex::builder()
-        .syntax(syn)
+        .syntax(ascii_syntax(case_insensitive))
         .build(pattern)
         .map_err(|e| {
             // The syntax error already explains itself (e.g. "look-around ... is
@@ -554,23 +554,22 @@ fn compile_rule(p: &Pack, spec: &RuleSpec) -> Result<Rule, Error> {
                 dict.add(w, true, true, i);
             }
         }
-        let rest = if words.iter().all(|(w, _)| keyable(w)) {
+        let (rest_ids, rest_pats): (Vec<usize>, Vec<&str>) = words
+            .iter()
+            .enumerate()
+            .filter(|(_, (w, _))| !keyable(w))
+            .map(|(i, (w, _))| (i, &**w))
+            .unzip();
+        let rest = if rest_pats.is_empty() {
             None
         } else {
-            // Keyable words become patterns that never occur in text, so
-            // that pattern ids stay indices into `words`.
-            let pats: Vec<&str> = words
-                .iter()
-                .map(|(w, _)| if keyable(w) { "\u{0}\u{0}" } else { &**w })
-                .collect();
-            Some(
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .build(&pats)
-                    .map_err(|e| at(ErrorKind::Pack, format!("context words: {e}")))?,
-            )
+            let ac = AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::LeftmostLongest)
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(&rest_pats)
+                .map_err(|e| at(ErrorKind::Pack, format!("context words: {e}")))?;
+            Some((ac, rest_ids))
         };
         Some(ContextMatcher {
             dict,
