@@ -117,7 +117,9 @@ pub struct RedactConfig {
     pub default: Strategy,
     /// Strategy per entity type, e.g. `{ CREDIT_CARD = "mask" }`.
     pub per_entity: BTreeMap<String, Strategy>,
-    /// Characters kept in clear by [`Strategy::Mask`]. Default 4.
+    /// Characters kept in clear by [`Strategy::Mask`]. Default 4. Credentials
+    /// (`API_KEY`, `PRIVATE_KEY`, `JWT`, `PASSWORD_IN_URL`) are always masked
+    /// whole.
     pub mask_keep_last: usize,
 }
 

@@ -118,6 +118,20 @@ fn strategies_per_entity() {
 }
 
 #[test]
+fn mask_hides_credentials_whole() {
+    // A token glued to the next word ends in that word: keeping its last
+    // characters would show the start of the e-mail address after it.
+    let text = "ghp_16C7e42F292c6912E7710c838347Ae178B4ajane.doe@acme.io";
+    let fs = [finding("API_KEY", 0, 44)];
+    let cfg = RedactConfig::uniform(Strat::Mask);
+    let out = redact_findings(text, &fs, &cfg, None, &mut Vault::new());
+    assert_eq!(out, format!("***_{}.doe@acme.io", "*".repeat(40)));
+    let fs = [finding("EMAIL", 40, text.len())];
+    let out = redact_findings(text, &fs, &cfg, None, &mut Vault::new());
+    assert!(out.ends_with("B4a****.***@**me.io"), "{out}");
+}
+
+#[test]
 fn mask_keep_last_is_configurable_and_capped_at_half() {
     let text = "4242424242424242";
     let fs = [finding("CREDIT_CARD", 0, 16)];

@@ -262,7 +262,14 @@ fn replace(
             Strategy::Placeholder => {
                 out.push_str(&vault.placeholder_avoiding(entity, value, avoid))
             }
-            Strategy::Mask => out.push_str(&strategy::mask(value, cfg.mask_keep_last)),
+            Strategy::Mask => {
+                let keep = if strategy::is_credential(entity) {
+                    0
+                } else {
+                    cfg.mask_keep_last
+                };
+                out.push_str(&strategy::mask(value, keep))
+            }
             Strategy::Hash => out.push_str(&strategy::hash_token(hash_key, entity, value)),
             Strategy::Remove => {}
         }

@@ -171,6 +171,16 @@ pub(crate) fn hash_token(key: &[u8], entity: &str, value: &str) -> String {
     out
 }
 
+/// Entity types that are credentials. `mask` hides them whole: the last
+/// characters of a key are still part of the key, and a key glued to the
+/// next word can end in that word's first letters.
+pub(crate) fn is_credential(entity: &str) -> bool {
+    matches!(
+        entity,
+        "API_KEY" | "PRIVATE_KEY" | "JWT" | "PASSWORD_IN_URL"
+    )
+}
+
 /// The `mask` strategy: letters and digits become `*` except the last
 /// `keep_last` (never more than half of them); everything else stays.
 /// A value without letters or digits is masked whole.
