@@ -204,6 +204,25 @@ fn redact_json_keeps_json_valid() {
 }
 
 #[test]
+fn redact_json_renames_keys_and_refuses_collisions() {
+    let doc = br#"{"balances":{"jane.doe@example.org":12.5,"john.roe@example.org":3}}"#;
+    let out = warden(&["redact", "--json"], doc);
+    assert_eq!(out.status.code(), Some(0));
+    let v = stdout_json(&out);
+    assert_eq!(v["balances"]["<EMAIL_1>"], 12.5);
+    assert_eq!(v["balances"]["<EMAIL_2>"], 3);
+    // `remove` would give both keys the same (empty) name.
+    let out = warden(&["redact", "--json", "--strategy", "remove"], doc);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("same text") && !err.contains("example.org"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
 fn test_patterns_passes_on_builtin_packs() {
     let out = warden(&["test-patterns"], b"");
     let stdout = String::from_utf8_lossy(&out.stdout);

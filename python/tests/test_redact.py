@@ -242,3 +242,35 @@ def test_json_values_must_be_json(scanner: warden.Scanner, value: object) -> Non
 def test_redaction_repeats_a_value_found_once(scanner: warden.Scanner) -> None:
     r = scanner.redact_json({"ssn": SSN, "note": f"ref {SSN}"})
     assert SSN not in json.dumps(r.value)
+
+
+def test_scan_json_finds_values_in_keys(scanner: warden.Scanner) -> None:
+    value = {"balances": {EMAIL: 120.5, "a/b": f"note {SSN}"}}
+    found = scanner.scan_json(value)
+    assert [(p, e.type, e.in_key) for p, e in found] == [
+        (f"/balances/{EMAIL}", "EMAIL", True),
+        ("/balances/a~1b", "US_SSN", False),
+    ]
+    pointer, e = found[0]
+    assert EMAIL[e.start : e.end] == e.text == EMAIL
+    assert e.to_dict()["in_key"] is True and found[1][1].to_dict()["in_key"] is False
+
+
+def test_redact_json_renames_keys_in_place_and_restores(scanner: warden.Scanner) -> None:
+    value = {"first": 1, EMAIL: {"ssn": SSN}, "last": 2}
+    r = scanner.redact_json(value)
+    assert list(r.value) == ["first", "<EMAIL_1>", "last"]
+    assert r.value["<EMAIL_1>"] == {"ssn": "<US_SSN_1>"}
+    assert EMAIL not in json.dumps(r.value)
+    assert [(p, e.in_key) for p, e in r.entities] == [(f"/{EMAIL}/ssn", False), (f"/{EMAIL}", True)]
+    assert r.vault.restore_value(r.value) == value
+    assert list(r.vault.restore_value(r.value)) == ["first", EMAIL, "last"]
+
+
+def test_redact_json_refuses_keys_that_would_collide(scanner: warden.Scanner) -> None:
+    value = {"jane.doe@acme.io": 1, "john.roe@acme.io": 2}
+    with pytest.raises(ValueError, match="same text") as info:
+        scanner.redact_json(value, strategy="remove")
+    assert "acme" not in str(info.value)
+    # The placeholder strategy never collides.
+    assert len(scanner.redact_json(value).value) == 2

@@ -1,10 +1,12 @@
 //! Scanning, redacting and restoring the string leaves of a JSON value.
 //!
 //! Chat messages and tool arguments are JSON; their structure must survive
-//! redaction. Only string values are scanned and rewritten (object keys are
-//! structure and left alone); each string is scanned with its nearest object
-//! key as context, so `{"ssn": "078-05-1120"}` is read as an SSN. Walks are
-//! iterative, so arbitrarily deep input cannot overflow the stack.
+//! redaction. Every string value is scanned with its nearest object key as
+//! context, so `{"ssn": "078-05-1120"}` is read as an SSN. Object keys are
+//! scanned too, because data keyed by customer (`{"jane@acme.io": 120.5}`)
+//! is common in ledger context: a key holding a detected value is renamed in
+//! place, keeping its member's position. Walks are iterative, so arbitrarily
+//! deep input cannot overflow the stack.
 //!
 //! # Example
 //! ```
@@ -22,14 +24,14 @@
 //! let mut v = serde_json::json!({"messages": [{"role": "user", "content": "I am jane@example.org"}]});
 //! let original = v.clone();
 //! let mut vault = Vault::new();
-//! let found = redact_json(&redactor, &mut v, &mut vault);
+//! let found = redact_json(&redactor, &mut v, &mut vault).unwrap();
 //! assert_eq!(found[0].pointer, "/messages/0/content");
 //! assert_eq!(v["messages"][0]["content"], "I am <EMAIL_1>");
 //! restore_json_value(&vault, &mut v);
 //! assert_eq!(v, original);
 //! ```
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -46,6 +48,19 @@ pub struct JsonFinding {
     pub pointer: String,
     /// The finding; its span is a byte range in that string.
     pub finding: Finding,
+    /// The finding is in the object key of the member at `pointer`, and its
+    /// span is a byte range in that key (not in the member's value).
+    pub in_key: bool,
+}
+
+/// Why [`redact_json`] could not rewrite a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonError {
+    /// Two keys of one object redact to the same text (the `mask` and
+    /// `remove` strategies can do that), so renaming them would drop a
+    /// member. The value is left unchanged.
+    #[error("two keys of one object redact to the same text; use the placeholder or hash strategy for this value")]
+    KeyCollision,
 }
 
 /// One step of a path from the root: an array index or an object key.
@@ -145,8 +160,17 @@ fn walk_mut<'a>(
     }
 }
 
-/// The same walk, read-only.
-fn walk<'a>(value: &'a Value, mut visit: impl FnMut(&[Seg<'a>], Option<&'a str>, &'a str)) {
+/// What the read-only walk visits.
+enum Node<'a> {
+    /// A string value, with its nearest object key.
+    Leaf(Option<&'a str>, &'a str),
+    /// An object key; the path ends with that member.
+    Key(&'a str),
+}
+
+/// The same walk, read-only, visiting each object's keys (in order) before
+/// the strings below it.
+fn walk<'a>(value: &'a Value, mut visit: impl FnMut(&[Seg<'a>], Node<'a>)) {
     let mut path: Vec<Seg<'a>> = Vec::new();
     let mut stack = vec![Frame {
         value,
@@ -166,7 +190,7 @@ fn walk<'a>(value: &'a Value, mut visit: impl FnMut(&[Seg<'a>], Option<&'a str>,
             path.push(seg);
         }
         match value {
-            Value::String(s) => visit(&path, key, s),
+            Value::String(s) => visit(&path, Node::Leaf(key, s)),
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate().rev() {
                     if is_container_or_string(item) {
@@ -180,6 +204,11 @@ fn walk<'a>(value: &'a Value, mut visit: impl FnMut(&[Seg<'a>], Option<&'a str>,
                 }
             }
             Value::Object(map) => {
+                for k in map.keys() {
+                    path.push(Seg::Key(k));
+                    visit(&path, Node::Key(k));
+                    path.pop();
+                }
                 for (k, item) in map.iter().rev() {
                     if is_container_or_string(item) {
                         let k = k.as_str();
@@ -197,12 +226,17 @@ fn walk<'a>(value: &'a Value, mut visit: impl FnMut(&[Seg<'a>], Option<&'a str>,
     }
 }
 
+fn is_container(v: &Value) -> bool {
+    matches!(v, Value::Array(_) | Value::Object(_))
+}
+
 fn is_container_or_string(v: &Value) -> bool {
     matches!(v, Value::String(_) | Value::Array(_) | Value::Object(_))
 }
 
 /// Scans every string leaf of `value`, each with its nearest object key as
-/// context; findings come in document order.
+/// context, and every object key (findings with `in_key` set); findings come
+/// in document order, an object's keys before the strings below it.
 ///
 /// `detector` is normally a [`Scanner`](crate::Scanner).
 ///
@@ -224,8 +258,12 @@ fn is_container_or_string(v: &Value) -> bool {
 /// ```
 pub fn scan_json<D: Detect + ?Sized>(detector: &D, value: &Value) -> Vec<JsonFinding> {
     let mut out = Vec::new();
-    walk(value, |path, key, s| {
-        let findings = detector.detect(s, key);
+    let mut keys = KeyMemo::default();
+    walk(value, |path, node| {
+        let (findings, in_key) = match node {
+            Node::Leaf(key, s) => (detector.detect(s, key), false),
+            Node::Key(k) => (keys.detect(detector, k).to_vec(), true),
+        };
         if findings.is_empty() {
             return;
         }
@@ -233,42 +271,147 @@ pub fn scan_json<D: Detect + ?Sized>(detector: &D, value: &Value) -> Vec<JsonFin
         out.extend(findings.into_iter().map(|finding| JsonFinding {
             pointer: at.clone(),
             finding,
+            in_key,
         }));
     });
     out
 }
 
-/// Redacts every string leaf of `value` in place (see the module example);
-/// the result is always valid JSON with the same structure. Returns what was
-/// redacted, with pointers, in document order.
+/// Findings per distinct key: arrays of records repeat the same few keys,
+/// and each is scanned once per document.
+#[derive(Default)]
+struct KeyMemo<'a>(HashMap<&'a str, Vec<Finding>>);
+
+impl<'a> KeyMemo<'a> {
+    fn detect<D: Detect + ?Sized>(&mut self, detector: &D, key: &'a str) -> &[Finding] {
+        self.0
+            .entry(key)
+            .or_insert_with(|| detector.detect(key, None))
+    }
+}
+
+/// Redacts every string leaf and object key of `value` in place (see the
+/// module example); the result is always valid JSON with the same structure
+/// and member order. Returns what was redacted, with pointers into the
+/// original value, in document order.
 ///
 /// A value detected in one string is also redacted wherever else it occurs
 /// in the document (values of 4 bytes or more), as with
 /// [`Redactor::redact_with_key`]: an SSN found under `"ssn"` stays hidden
 /// when a later free-text field repeats it.
-pub fn redact_json(redactor: &Redactor, value: &mut Value, vault: &mut Vault) -> Vec<JsonFinding> {
-    // Pass 1: detect in every leaf, then search the whole document for the
-    // values found anywhere in it.
+///
+/// # Errors
+/// [`JsonError::KeyCollision`] when two keys of one object would redact to
+/// the same text (possible with `mask` and `remove`); `value` is then left
+/// as it was.
+///
+/// # Example
+/// ```
+/// use warden_core::json::redact_json;
+/// use warden_core::{RedactConfig, Redactor, Scanner, Vault};
+/// let redactor = Redactor::new(Scanner::builtin().unwrap(), RedactConfig::default(), None);
+/// let mut v = serde_json::json!({"balances": {"jane.doe@acme.io": 120.5}});
+/// let found = redact_json(&redactor, &mut v, &mut Vault::new()).unwrap();
+/// assert!(found[0].in_key);
+/// assert_eq!(v, serde_json::json!({"balances": {"<EMAIL_1>": 120.5}}));
+/// ```
+pub fn redact_json(
+    redactor: &Redactor,
+    value: &mut Value,
+    vault: &mut Vault,
+) -> Result<Vec<JsonFinding>, JsonError> {
+    // Pass 1: detect in every leaf and key, then search the whole document
+    // for the values found anywhere in it.
     // Token-like strings anywhere in the document are never handed out as
     // new tokens: restoring would otherwise rewrite them.
-    let (mut per_leaf, repeats, literal_tokens) = {
+    let detector = redactor.detector();
+    let (mut per_leaf, per_key, repeats, literal_tokens) = {
         let mut leaves: Vec<(&str, Vec<Finding>)> = Vec::new();
-        walk(value, |_, key, s| {
-            leaves.push((s, redactor.detector().detect(s, key)))
+        let mut keys: Vec<&str> = Vec::new();
+        let mut memo = KeyMemo::default();
+        walk(value, |_, node| match node {
+            Node::Leaf(key, s) => leaves.push((s, detector.detect(s, key))),
+            Node::Key(k) => {
+                memo.detect(detector, k);
+                keys.push(k);
+            }
         });
-        let repeats = Repeats::new(leaves.iter().map(|(t, f)| (*t, f.as_slice())));
+        let repeats = Repeats::new(
+            leaves
+                .iter()
+                .map(|(t, f)| (*t, f.as_slice()))
+                .chain(memo.0.iter().map(|(k, f)| (*k, f.as_slice()))),
+        );
         let literal_tokens: Vec<String> = leaves
             .iter()
-            .flat_map(|(t, _)| placeholders(t))
+            .map(|(t, _)| *t)
+            .chain(keys.iter().copied())
+            .flat_map(placeholders)
             .map(str::to_owned)
             .collect();
+        // Per key in walk order: its findings, repeats included.
+        let per_key: Vec<Vec<Finding>> = keys
+            .iter()
+            .map(|k| {
+                let mut f = memo.0.get(k).cloned().unwrap_or_default();
+                if let Some(rep) = &repeats {
+                    rep.extend(k, &mut f);
+                }
+                f
+            })
+            .collect();
         let per_leaf: Vec<Vec<Finding>> = leaves.into_iter().map(|(_, f)| f).collect();
-        (per_leaf, repeats, literal_tokens)
+        (per_leaf, per_key, repeats, literal_tokens)
     };
     let avoid: HashSet<&str> = literal_tokens.iter().map(String::as_str).collect();
-    // Pass 2: same walk order, now rewriting.
+
+    // Pass 2: new names for the keys that hold detected values (pointers
+    // into the original value), checked for collisions before the value
+    // changes. Names come from the caller's vault, which may already map a
+    // value to a token that the document also holds as a literal key.
     let mut out = Vec::new();
+    let mut new_keys: Vec<Option<String>> = Vec::with_capacity(per_key.len());
+    walk(value, |path, node| {
+        let Node::Key(k) = node else { return };
+        let findings = per_key.get(new_keys.len()).map_or(&[][..], Vec::as_slice);
+        if findings.is_empty() {
+            new_keys.push(None);
+            return;
+        }
+        new_keys.push(Some(
+            redactor.redact_findings_avoiding(k, findings, vault, &avoid),
+        ));
+        let at = pointer(path);
+        out.extend(findings.iter().map(|finding| JsonFinding {
+            pointer: at.clone(),
+            finding: finding.clone(),
+            in_key: true,
+        }));
+    });
+    let renaming = new_keys.iter().any(Option::is_some);
+    if renaming {
+        let mut names = new_keys.iter();
+        let mut stack = vec![&*value];
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::Array(items) => stack.extend(items.iter().rev().filter(|v| is_container(v))),
+                Value::Object(map) => {
+                    let mut seen: HashSet<&str> = HashSet::with_capacity(map.len());
+                    for (k, name) in map.keys().zip(names.by_ref()) {
+                        if !seen.insert(name.as_deref().unwrap_or(k)) {
+                            return Err(JsonError::KeyCollision);
+                        }
+                    }
+                    stack.extend(map.values().rev().filter(|v| is_container(v)));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // Pass 3: rewrite the strings (same walk order as pass 1).
     let mut leaf = 0;
+    let mut keyed = std::mem::take(&mut out);
     walk_mut(value, |path, _, s| {
         let mut findings = per_leaf
             .get_mut(leaf)
@@ -286,9 +429,36 @@ pub fn redact_json(redactor: &Redactor, value: &mut Value, vault: &mut Vault) ->
         out.extend(findings.into_iter().map(|finding| JsonFinding {
             pointer: at.clone(),
             finding,
+            in_key: false,
         }));
     });
-    out
+
+    // Pass 4: rename the keys, which pass 2 showed cannot collide.
+    if renaming {
+        let mut names = new_keys.into_iter();
+        let mut stack = vec![value];
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::Array(items) => {
+                    stack.extend(items.iter_mut().rev().filter(|v| is_container(v)))
+                }
+                Value::Object(map) => {
+                    let mut mine: Vec<Option<String>> = names.by_ref().take(map.len()).collect();
+                    if mine.iter().any(Option::is_some) {
+                        let old = std::mem::take(map);
+                        for (i, (k, v)) in old.into_iter().enumerate() {
+                            let name = mine.get_mut(i).and_then(Option::take);
+                            map.insert(name.unwrap_or(k), v);
+                        }
+                    }
+                    stack.extend(map.values_mut().rev().filter(|v| is_container(v)));
+                }
+                _ => {}
+            }
+        }
+    }
+    out.append(&mut keyed);
+    Ok(out)
 }
 
 /// Puts originals back into every string leaf of `value`. Strings in a
@@ -311,4 +481,36 @@ pub fn restore_json_value(vault: &Vault, value: &mut Value) {
             }
         }
     });
+    // Keys renamed by `redact_json` get their names back; an object whose
+    // restored names would clash keeps its tokens, so nothing is dropped.
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Array(items) => stack.extend(items.iter_mut().rev().filter(|v| is_container(v))),
+            Value::Object(map) => {
+                if map.keys().any(|k| k.contains('<')) {
+                    let names: Vec<String> = map
+                        .keys()
+                        .map(|k| {
+                            if k.contains('<') {
+                                vault.restore(k)
+                            } else {
+                                k.clone()
+                            }
+                        })
+                        .collect();
+                    let mut seen = HashSet::with_capacity(names.len());
+                    let unique = names.iter().all(|n| seen.insert(n.as_str()));
+                    if unique && names.iter().zip(map.keys()).any(|(n, k)| n != k) {
+                        let old = std::mem::take(map);
+                        for ((_, v), name) in old.into_iter().zip(names) {
+                            map.insert(name, v);
+                        }
+                    }
+                }
+                stack.extend(map.values_mut().rev().filter(|v| is_container(v)));
+            }
+            _ => {}
+        }
+    }
 }

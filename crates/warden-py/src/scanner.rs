@@ -71,6 +71,11 @@ pub struct PyEntity {
     /// (zero-width characters, fullwidth digits, an encoding...).
     #[pyo3(get)]
     obfuscated: bool,
+    /// True when the entity is in a dict key (from :meth:`Scanner.scan_json`
+    /// or :meth:`Scanner.redact_json`): the offsets then index the last key
+    /// of its pointer, not the string value there.
+    #[pyo3(get)]
+    in_key: bool,
     evidence: serde_json::Value,
 }
 
@@ -101,6 +106,7 @@ impl PyEntity {
                     score: score_f64(f.score),
                     rule: f.rule.to_string(),
                     obfuscated: f.obfuscated,
+                    in_key: false,
                     evidence: serde_json::to_value(&f.evidence).unwrap_or_default(),
                 })
             })
@@ -124,7 +130,7 @@ impl PyEntity {
 
     /// The entity as a dict with the keys of ``warden scan``'s JSON output
     /// (``type``, ``start``, ``end``, ``start_byte``, ``end_byte``, ``score``,
-    /// ``rule``, ``evidence``), plus ``text`` and ``obfuscated``.
+    /// ``rule``, ``evidence``), plus ``text``, ``obfuscated`` and ``in_key``.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("type", &self.entity)?;
@@ -137,6 +143,7 @@ impl PyEntity {
         d.set_item("evidence", pyjson::to_py(py, &self.evidence)?)?;
         d.set_item("text", &self.text)?;
         d.set_item("obfuscated", self.obfuscated)?;
+        d.set_item("in_key", self.in_key)?;
         Ok(d)
     }
 
@@ -298,20 +305,28 @@ fn json_entities(
     found: Vec<JsonFinding>,
 ) -> Result<Vec<(String, PyEntity)>, &'static str> {
     let mut out = Vec::with_capacity(found.len());
-    // Findings of one string arrive together; convert each group in one pass.
+    // Findings of one string (or key) arrive together; convert each group
+    // in one pass.
     let mut i = 0;
     while i < found.len() {
-        let pointer = found[i].pointer.clone();
+        let (pointer, in_key) = (found[i].pointer.clone(), found[i].in_key);
         let mut j = i;
-        while j < found.len() && found[j].pointer == pointer {
+        while j < found.len() && found[j].pointer == pointer && found[j].in_key == in_key {
             j += 1;
         }
-        let text = value
-            .pointer(&pointer)
-            .and_then(Value::as_str)
-            .ok_or("span outside the text")?;
+        let member = value.pointer(&pointer).ok_or("span outside the text")?;
+        let key;
+        let text = if in_key {
+            // The last reference token of the pointer, unescaped (RFC 6901).
+            let last = pointer.rsplit('/').next().unwrap_or_default();
+            key = last.replace("~1", "/").replace("~0", "~");
+            key.as_str()
+        } else {
+            member.as_str().ok_or("span outside the text")?
+        };
         let group: Vec<Finding> = found[i..j].iter().map(|f| f.finding.clone()).collect();
-        for e in PyEntity::convert(text, group)? {
+        for mut e in PyEntity::convert(text, group)? {
+            e.in_key = in_key;
             out.push((pointer.clone(), e));
         }
         i = j;
@@ -503,13 +518,15 @@ impl PyScanner {
     /// Scans every string in a JSON-like value (dicts, lists, str, numbers,
     /// bool, None), such as a list of chat messages or a tool call's
     /// arguments. Each string is scanned with its nearest dict key as context
-    /// (a string under ``"ssn"`` reads as an SSN); keys themselves are
-    /// structure and are not scanned.
+    /// (a string under ``"ssn"`` reads as an SSN), and each dict key is
+    /// scanned too (``{"jane@acme.io": 120.5}``).
     ///
     /// Returns:
-    ///     ``(pointer, entity)`` pairs in document order; ``pointer`` is the
-    ///     RFC 6901 JSON Pointer of the string (``"/messages/0/content"``)
-    ///     and the entity's offsets index that string.
+    ///     ``(pointer, entity)`` pairs in document order (a dict's keys before
+    ///     the strings below it); ``pointer`` is the RFC 6901 JSON Pointer of
+    ///     the string (``"/messages/0/content"``) and the entity's offsets
+    ///     index that string, or, when ``entity.in_key``, the pointer's last
+    ///     key.
     fn scan_json(
         &self,
         py: Python<'_>,
@@ -521,17 +538,23 @@ impl PyScanner {
         found.map_err(bad_span)
     }
 
-    /// Redacts every string in a JSON-like value, returning a redacted copy
-    /// with the same structure (the input is not modified). A value found in
-    /// one string is also redacted wherever else it appears in the document.
+    /// Redacts every string and dict key in a JSON-like value, returning a
+    /// redacted copy with the same structure and key order (the input is not
+    /// modified). A value found in one string is also redacted wherever else
+    /// it appears in the document.
     ///
     /// Takes the same ``strategy``, ``key`` and ``vault`` arguments as
     /// :meth:`redact`; restore with :meth:`Vault.restore_value`.
     ///
     /// Returns:
     ///     JsonRedaction: ``.value`` (the redacted copy), ``.vault`` and
-    ///     ``.entities`` (``(pointer, entity)`` pairs, offsets into the
-    ///     original strings).
+    ///     ``.entities`` (``(pointer, entity)`` pairs: string findings in
+    ///     document order, then key findings; offsets into the original
+    ///     strings and keys, pointers into the original value).
+    ///
+    /// Raises:
+    ///     ValueError: two keys of one dict would redact to the same text
+    ///         (possible with ``"mask"`` and ``"remove"``).
     #[pyo3(signature = (value, strategy=None, key=None, vault=None))]
     fn redact_json(
         &self,
@@ -549,11 +572,13 @@ impl PyScanner {
                 shield(|| {
                     let mut redacted = original.clone();
                     let found = pv.with_mut(|v| redact_json(&redactor, &mut redacted, v));
-                    (redacted, json_entities(&original, found))
+                    (redacted, found.map(|f| json_entities(&original, f)))
                 })
             })?
         };
-        let entities = entities.map_err(bad_span)?;
+        let entities = entities
+            .map_err(|e| PyValueError::new_err(e.to_string()))?
+            .map_err(bad_span)?;
         Ok(PyJsonRedaction {
             value: pyjson::to_py(py, &redacted)?.unbind(),
             vault,

@@ -82,7 +82,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 e.column()
             )
         })?;
-        json::redact_json(&redactor, &mut value, &mut vault);
+        json::redact_json(&redactor, &mut value, &mut vault)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", input::display(args.file.as_deref())))?;
         serde_json::to_writer(&mut w, &value)?;
         writeln!(w)?;
     } else {
