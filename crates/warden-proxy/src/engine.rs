@@ -221,7 +221,7 @@ impl Engines {
     /// Replace `detections` in `text` by placeholders recorded in `vault`.
     pub fn redact(&self, text: &str, detections: &[Detection], vault: &mut Vault) -> String {
         self.redactor
-            .redact_findings(text, detections, &mut vault.0)
+            .redact_findings(text, detections, Arc::make_mut(&mut vault.0))
     }
 
     /// Score one text for prompt injection.
@@ -321,13 +321,17 @@ impl Engines {
 
 /// Token -> original for one conversation. Tokens are keyed HMACs of the value,
 /// so the same value gets the same placeholder in every message and request.
+///
+/// Shared behind an `Arc` so that each streamed choice or block can restore from
+/// it without copying every original (the request side is the only writer, and
+/// it holds the only reference while it writes).
 #[derive(Debug, Clone, Default)]
-pub struct Vault(warden_core::Vault);
+pub struct Vault(Arc<warden_core::Vault>);
 
 impl Vault {
     /// An empty vault whose tokens are keyed by `key`.
     pub fn with_key(key: Arc<Vec<u8>>) -> Vault {
-        Vault(warden_core::Vault::with_key(&key))
+        Vault(Arc::new(warden_core::Vault::with_key(&key)))
     }
 
     /// Number of tokens.
@@ -348,7 +352,10 @@ impl Vault {
     /// Add another vault's tokens. A conflicting token (same token, other
     /// value) leaves this vault unchanged: the conversation's own tokens win.
     pub fn merge(&mut self, other: Vault) {
-        if self.0.merge(other.0).is_err() {
+        if Arc::make_mut(&mut self.0)
+            .merge(Arc::unwrap_or_clone(other.0))
+            .is_err()
+        {
             tracing::warn!(
                 event = "vault_conflict",
                 "stored vault conflicts with this request's tokens; ignored"
@@ -373,12 +380,14 @@ impl Vault {
 
     /// Serialize for the store (the key is never written).
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.0).unwrap_or_default()
+        serde_json::to_vec(&*self.0).unwrap_or_default()
     }
 
     /// Load from the store.
     pub fn from_bytes(_key: Arc<Vec<u8>>, bytes: &[u8]) -> Option<Vault> {
-        serde_json::from_slice(bytes).ok().map(Vault)
+        serde_json::from_slice(bytes)
+            .ok()
+            .map(|v| Vault(Arc::new(v)))
     }
 }
 
@@ -389,8 +398,7 @@ pub struct Restorer(Option<warden_core::StreamRestorer>);
 impl Restorer {
     /// A restorer over `vault`; `json_escaped` escapes originals for JSON string bodies.
     pub fn new(vault: Arc<Vault>, json_escaped: bool) -> Self {
-        let inner = Arc::new(vault.0.clone());
-        let r = warden_core::StreamRestorer::new(inner);
+        let r = warden_core::StreamRestorer::new(vault.0.clone());
         Restorer(Some(if json_escaped { r.json_escaped() } else { r }))
     }
 

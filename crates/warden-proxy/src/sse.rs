@@ -3,14 +3,22 @@
 //! placeholder: the restorer holds back a possible token prefix) and holds
 //! tool-call deltas until the call is complete and validated.
 //!
-//! Events are only released whole and re-serialised from parsed UTF-8, so a
-//! multi-byte character split across network chunks is never emitted broken.
+//! Events are only released whole, from parsed UTF-8, so a multi-byte character
+//! split across network chunks is never emitted broken. Most events of a stream
+//! (text deltas with nothing to restore, pings, stops) need no change: they are
+//! read through a borrowed view of the fields the transformer acts on and passed
+//! on as the vendor wrote them. Anything the view does not account for (tool
+//! calls, unknown fields next to a text delta, placeholders to restore) takes the
+//! full path: parsed into a `serde_json::Value`, edited, re-serialised.
 //! Memory per stream is bounded: one event at most `max` bytes, tool-call
 //! arguments at most `max` bytes per stream (a larger call is denied).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
 use crate::convo::Api;
@@ -63,21 +71,21 @@ impl SseParser {
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<SseEvent>, SseError> {
         self.buf.extend_from_slice(chunk);
         let mut out = Vec::new();
-        loop {
-            let Some((end, delim)) = find_blank_line(&self.buf, self.scanned) else {
-                self.scanned = self.buf.len().saturating_sub(3);
-                if self.buf.len() > self.max {
-                    return Err(SseError::TooLarge(self.max));
-                }
-                return Ok(out);
-            };
-            let raw: Vec<u8> = self.buf.drain(..end + delim).collect();
-            self.scanned = 0;
-            let text = std::str::from_utf8(&raw[..end]).map_err(|_| SseError::Utf8)?;
+        // Events are parsed where they lie; the consumed prefix is dropped once per chunk.
+        let mut start = 0;
+        while let Some((end, delim)) = find_blank_line(&self.buf, self.scanned.max(start)) {
+            let text = std::str::from_utf8(&self.buf[start..end]).map_err(|_| SseError::Utf8)?;
             if let Some(ev) = parse_event(text) {
                 out.push(ev);
             }
+            start = end + delim;
         }
+        self.buf.drain(..start);
+        self.scanned = self.buf.len().saturating_sub(3);
+        if self.buf.len() > self.max {
+            return Err(SseError::TooLarge(self.max));
+        }
+        Ok(out)
     }
 
     /// Whatever remains when the stream ends (an event without its blank line).
@@ -87,18 +95,17 @@ impl SseParser {
     }
 }
 
+/// The first blank line at or after `from`: (index of its first `\n`, delimiter length).
 fn find_blank_line(buf: &[u8], from: usize) -> Option<(usize, usize)> {
     let mut i = from;
-    while i + 1 < buf.len() {
-        if buf[i] == b'\n' {
-            if buf[i + 1] == b'\n' {
-                return Some((i, 2));
-            }
-            if buf[i + 1] == b'\r' && buf.get(i + 2) == Some(&b'\n') {
-                return Some((i, 3));
-            }
+    while let Some(j) = memchr::memchr(b'\n', buf.get(i..)?) {
+        let p = i + j;
+        match buf.get(p + 1) {
+            Some(b'\n') => return Some((p, 2)),
+            Some(b'\r') if buf.get(p + 2) == Some(&b'\n') => return Some((p, 3)),
+            None => return None,
+            _ => i = p + 1,
         }
-        i += 1;
     }
     None
 }
@@ -181,6 +188,7 @@ impl Transformer {
                 allowed: 0,
                 denied: 0,
                 ended: false,
+                fast: true,
             }),
             Api::Responses => Transformer::Responses(ResponsesStream {
                 ctx,
@@ -191,6 +199,7 @@ impl Transformer {
                 allowed: HashMap::new(),
                 ended: false,
                 response_id: None,
+                fast: true,
             }),
             _ => Transformer::Chat(ChatStream {
                 ctx,
@@ -199,8 +208,21 @@ impl Transformer {
                 template: None,
                 ended: false,
                 held: 0,
+                fast: true,
             }),
         }
+    }
+
+    /// Every event through the full parse and re-serialisation, as a reference
+    /// for what the pass-through must be equivalent to.
+    #[cfg(test)]
+    fn without_pass_through(mut self) -> Self {
+        match &mut self {
+            Transformer::Chat(t) => t.fast = false,
+            Transformer::Messages(t) => t.fast = false,
+            Transformer::Responses(t) => t.fast = false,
+        }
+        self
     }
 
     /// Handle one upstream event, appending what to send to `out`.
@@ -238,7 +260,98 @@ fn broken_message(error: Option<&str>) -> String {
     }
 }
 
+/// A JSON string field, borrowed from the event text unless it has escapes.
+#[derive(Debug)]
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Str<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Str<'a>, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Str<'a>, E> {
+                Ok(Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Str<'a>, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+impl std::ops::Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// For `Option<T>` fields that must tell a present `null` (`Some(None)` with
+/// `T = Option<_>`, or `Some` with [`IgnoredAny`]) from an absent key (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// Whether some string in this JSON text could hold a placeholder: one needs a
+/// `<`, written as is or as a `\u` escape.
+fn may_hold_placeholder(data: &str) -> bool {
+    memchr::memchr(b'<', data.as_bytes()).is_some()
+        || memchr::memmem::find(data.as_bytes(), b"\\u").is_some()
+}
+
+/// The event as the vendor wrote it (framing normalised as for every event).
+fn pass(out: &mut Vec<u8>, event: Option<&str>, data: &str) {
+    write_event(out, event, Some(data), &[]);
+}
+
+/// What a pass-through attempt left to do.
+enum Fast {
+    /// Handled: passed on, dropped, or held.
+    Done,
+    /// Take the full path; nothing was fed to a restorer.
+    Full,
+    /// Take the full path with the text already fed to the restorer (and
+    /// recorded): what it released, per choice for Chat (`None`: no text).
+    Restored(Vec<Option<String>>),
+}
+
 // ---------------------------------------------------------------- OpenAI Chat
+
+/// The fields of a Chat chunk the transformer acts on. A delta with any other
+/// field (notably `tool_calls`) fails the parse and takes the full path; other
+/// fields of the chunk or a choice are passed on by both paths as they are.
+#[derive(Deserialize)]
+struct ChatChunkView<'a> {
+    #[serde(borrow)]
+    choices: Option<Vec<ChatChoiceView<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ChatChoiceView<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    delta: Option<ChatDeltaView<'a>>,
+    logprobs: Option<IgnoredAny>,
+    finish_reason: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChatDeltaView<'a> {
+    #[serde(default, deserialize_with = "present")]
+    role: Option<IgnoredAny>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    content: Option<Option<Str<'a>>>,
+    #[serde(default, deserialize_with = "present")]
+    refusal: Option<IgnoredAny>,
+}
 
 struct ChatCall {
     first: Value,
@@ -258,16 +371,27 @@ pub struct ChatStream {
     ctx: Arc<ReqCtx>,
     max: usize,
     choices: BTreeMap<u64, ChatChoice>,
-    template: Option<Value>,
+    /// The first chunk's text: the envelope of synthetic chunks, parsed when one is needed.
+    template: Option<String>,
     ended: bool,
     held: usize,
+    fast: bool,
 }
 
 impl ChatStream {
     fn synthetic(&self, index: u64, delta: Value, finish: Value) -> Value {
         let mut chunk = self
             .template
-            .clone()
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+            .filter(Value::is_object)
+            .map(|mut t| {
+                if let Some(o) = t.as_object_mut() {
+                    o.remove("choices");
+                    o.remove("usage");
+                }
+                t
+            })
             .unwrap_or_else(|| json!({"object": "chat.completion.chunk"}));
         chunk["choices"] =
             json!([{"index": index, "delta": delta, "logprobs": null, "finish_reason": finish}]);
@@ -344,6 +468,68 @@ impl ChatStream {
         (allowed.len(), refusals.len())
     }
 
+    /// Pass a chunk on unchanged when that is what the full path would send: no
+    /// tool calls, every text delta released as it came, no choice dropped, and
+    /// no held tool call to decide at a `finish_reason`.
+    async fn pass_through(&mut self, data: &str, event: Option<&str>, out: &mut Vec<u8>) -> Fast {
+        let Ok(ChatChunkView {
+            choices: Some(choices),
+        }) = serde_json::from_str::<ChatChunkView>(data)
+        else {
+            return Fast::Full;
+        };
+        let held_calls = |c: &ChatChoiceView| {
+            c.finish_reason.is_some()
+                && self
+                    .choices
+                    .get(&c.index.unwrap_or(0))
+                    .is_some_and(|st| !st.calls.is_empty())
+        };
+        if choices.iter().any(held_calls) {
+            return Fast::Full;
+        }
+        if self.template.is_none() {
+            self.template = Some(data.to_string());
+        }
+        let ctx = self.ctx.clone();
+        let mut released = Vec::with_capacity(choices.len());
+        let mut unchanged = true;
+        for c in &choices {
+            let st = self.choice(c.index.unwrap_or(0));
+            let text = match c.delta.as_ref().and_then(|d| d.content.as_ref()) {
+                Some(Some(s)) => {
+                    let r = st.restorer.feed(s);
+                    ctx.saw_text(&r);
+                    unchanged &= r == **s;
+                    Some(r)
+                }
+                _ => None,
+            };
+            // The full path drops a choice left with nothing to say.
+            let delta_empty = c.delta.as_ref().is_none_or(|d| {
+                d.role.is_none()
+                    && d.refusal.is_none()
+                    && match &d.content {
+                        None => true,
+                        Some(None) => false,
+                        Some(Some(_)) => text.as_deref() == Some(""),
+                    }
+            });
+            unchanged &= !delta_empty || c.finish_reason.is_some() || c.logprobs.is_some();
+            released.push(text);
+        }
+        if !unchanged {
+            return Fast::Restored(released);
+        }
+        for c in &choices {
+            if c.finish_reason.is_some() {
+                self.flush_choice(c.index.unwrap_or(0), out).await;
+            }
+        }
+        pass(out, event, data);
+        Fast::Done
+    }
+
     async fn on_event(&mut self, ev: SseEvent, out: &mut Vec<u8>) {
         let Some(data) = ev.data.as_deref() else {
             write_event(out, ev.event.as_deref(), None, &ev.extra);
@@ -358,17 +544,21 @@ impl ChatStream {
             write_event(out, ev.event.as_deref(), Some(data), &ev.extra);
             return;
         }
+        let fast = match self.fast {
+            true => self.pass_through(data, ev.event.as_deref(), out).await,
+            false => Fast::Full,
+        };
+        let mut restored = match fast {
+            Fast::Done => return,
+            Fast::Full => None,
+            Fast::Restored(r) => Some(r),
+        };
         let Ok(mut chunk) = serde_json::from_str::<Value>(data) else {
             write_event(out, ev.event.as_deref(), Some(data), &ev.extra);
             return;
         };
-        if self.template.is_none() {
-            let mut t = chunk.clone();
-            if let Some(o) = t.as_object_mut() {
-                o.remove("choices");
-                o.remove("usage");
-            }
-            self.template = Some(t);
+        if self.template.is_none() && chunk.is_object() {
+            self.template = Some(data.to_string());
         }
         let Some(choices) = chunk
             .get_mut("choices")
@@ -381,7 +571,7 @@ impl ChatStream {
         };
         let had_choices = !choices.is_empty();
         let mut kept = Vec::new();
-        for mut choice in choices {
+        for (n, mut choice) in choices.into_iter().enumerate() {
             let idx = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
             let max = self.max;
             let mut held_delta = 0usize;
@@ -390,8 +580,12 @@ impl ChatStream {
                 let st = self.choice(idx);
                 if let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) {
                     if let Some(Value::String(s)) = delta.get("content") {
-                        let r = st.restorer.feed(s);
-                        ctx.saw_text(&r);
+                        let pre = restored.as_mut().and_then(|r| r.get_mut(n)?.take());
+                        let r = pre.unwrap_or_else(|| {
+                            let r = st.restorer.feed(s);
+                            ctx.saw_text(&r);
+                            r
+                        });
                         delta.insert("content".into(), Value::String(r));
                     }
                     if let Some(Value::Array(tcs)) = delta.remove("tool_calls") {
@@ -503,13 +697,162 @@ pub struct MessagesStream {
     allowed: usize,
     denied: usize,
     ended: bool,
+    fast: bool,
+}
+
+/// The fields of a Messages event the transformer acts on (other fields are
+/// skipped; a field of an unexpected type fails the parse).
+#[derive(Deserialize)]
+struct MessagesView<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<Str<'a>>,
+    index: Option<u64>,
+    #[serde(borrow)]
+    delta: Option<DeltaView<'a>>,
+    #[serde(borrow)]
+    content_block: Option<TypedView<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaView<'a> {
+    #[serde(borrow)]
+    text: Option<Str<'a>>,
+    #[serde(borrow)]
+    partial_json: Option<Str<'a>>,
+    #[serde(borrow)]
+    stop_reason: Option<Str<'a>>,
+}
+
+/// The fields of a Responses event the transformer acts on.
+#[derive(Deserialize)]
+struct ResponsesView<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<Str<'a>>,
+    #[serde(borrow)]
+    delta: Option<Str<'a>>,
+    #[serde(borrow)]
+    item: Option<TypedView<'a>>,
+    #[serde(borrow)]
+    item_id: Option<Str<'a>>,
+    content_index: Option<u64>,
+    #[serde(borrow)]
+    response: Option<ResponseView<'a>>,
+}
+
+#[derive(Deserialize)]
+struct TypedView<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<Str<'a>>,
+}
+
+impl TypedView<'_> {
+    fn ty(v: Option<&Self>) -> &str {
+        v.and_then(|t| t.ty.as_deref()).unwrap_or("")
+    }
+}
+
+#[derive(Deserialize)]
+struct ResponseView<'a> {
+    #[serde(borrow)]
+    id: Option<Str<'a>>,
 }
 
 impl MessagesStream {
+    /// Pass an event on unchanged when that is what the full path would send.
+    /// Tool-use blocks, a `stop_reason` to rewrite and text with a placeholder
+    /// to restore take the full path.
+    fn pass_through(&mut self, data: &str, event: Option<&str>, out: &mut Vec<u8>) -> Fast {
+        let Ok(v) = serde_json::from_str::<MessagesView>(data) else {
+            return Fast::Full;
+        };
+        let index = v.index.unwrap_or(0);
+        let fields = v
+            .delta
+            .as_ref()
+            .map(|d| (&d.text, &d.partial_json, &d.stop_reason));
+        let nothing_to_restore = self.ctx.vault.is_empty() || !may_hold_placeholder(data);
+        match v.ty.as_deref().unwrap_or("") {
+            "content_block_delta" => match self.blocks.get_mut(&index) {
+                Some(Block::Text(r)) => {
+                    if let Some((Some(t), _, _)) = fields {
+                        let restored = r.feed(t);
+                        self.ctx.saw_text(&restored);
+                        if restored.is_empty() {
+                            return Fast::Done;
+                        }
+                        if restored != **t {
+                            return Fast::Restored(vec![Some(restored)]);
+                        }
+                    }
+                }
+                Some(Block::Tool { json, overflow, .. }) => {
+                    if let Some((_, Some(p), _)) = fields {
+                        if json.len() + p.len() > self.max {
+                            *overflow = true;
+                        } else if !*overflow {
+                            json.push_str(p);
+                        }
+                    }
+                    return Fast::Done;
+                }
+                _ => {}
+            },
+            "content_block_stop" => match self.blocks.get(&index) {
+                Some(Block::Tool { .. }) => return Fast::Full,
+                Some(Block::Text(_)) => {
+                    if let Some(Block::Text(mut r)) = self.blocks.remove(&index) {
+                        let rest = r.finish();
+                        self.ctx.saw_text(&rest);
+                        if !rest.is_empty() {
+                            emit_json(
+                                out,
+                                Some("content_block_delta"),
+                                &json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": rest}}),
+                            );
+                        }
+                    }
+                }
+                _ => {
+                    self.blocks.remove(&index);
+                }
+            },
+            "message_delta" => {
+                let stop = fields.and_then(|(_, _, s)| s.as_deref());
+                if self.denied > 0 && self.allowed == 0 && stop == Some("tool_use") {
+                    return Fast::Full;
+                }
+            }
+            "message_stop" => self.ended = true,
+            "message_start" if !nothing_to_restore => return Fast::Full,
+            "content_block_start" => match TypedView::ty(v.content_block.as_ref()) {
+                "text" if nothing_to_restore => {
+                    let r = Restorer::new(self.ctx.vault.clone(), false);
+                    self.blocks.insert(index, Block::Text(r));
+                }
+                "text" | "tool_use" => return Fast::Full,
+                _ => {
+                    self.blocks.insert(index, Block::Other);
+                }
+            },
+            _ => {}
+        }
+        pass(out, event, data);
+        Fast::Done
+    }
+
     async fn on_event(&mut self, ev: SseEvent, out: &mut Vec<u8>) {
         let Some(data) = ev.data.as_deref() else {
             write_event(out, ev.event.as_deref(), None, &ev.extra);
             return;
+        };
+        let fast = match self.fast {
+            true => self.pass_through(data, ev.event.as_deref(), out),
+            false => Fast::Full,
+        };
+        let mut restored = match fast {
+            Fast::Done => return,
+            Fast::Full => None,
+            Fast::Restored(mut r) => r.pop().flatten(),
         };
         let Ok(mut v) = serde_json::from_str::<Value>(data) else {
             write_event(out, ev.event.as_deref(), Some(data), &ev.extra);
@@ -562,8 +905,11 @@ impl MessagesStream {
             "content_block_delta" => match self.blocks.get_mut(&index) {
                 Some(Block::Text(r)) => {
                     if let Some(Value::String(t)) = v.pointer_mut("/delta/text") {
-                        let restored = r.feed(t);
-                        self.ctx.saw_text(&restored);
+                        let restored = restored.take().unwrap_or_else(|| {
+                            let restored = r.feed(t);
+                            self.ctx.saw_text(&restored);
+                            restored
+                        });
                         if restored.is_empty() {
                             return;
                         }
@@ -706,13 +1052,85 @@ pub struct ResponsesStream {
     allowed: HashMap<String, String>,
     ended: bool,
     response_id: Option<String>,
+    fast: bool,
 }
 
 impl ResponsesStream {
+    /// Pass an event on unchanged when that is what the full path would send.
+    /// Function calls, the end of a text part, the final response and anything
+    /// with a placeholder to restore take the full path.
+    fn pass_through(&mut self, data: &str, event: Option<&str>, out: &mut Vec<u8>) -> Fast {
+        let Ok(v) = serde_json::from_str::<ResponsesView>(data) else {
+            return Fast::Full;
+        };
+        let item_id = v.item_id.as_deref().unwrap_or("");
+        let nothing_to_restore = self.ctx.vault.is_empty() || !may_hold_placeholder(data);
+        let function_call = TypedView::ty(v.item.as_ref()) == "function_call";
+        match v.ty.as_deref().unwrap_or("") {
+            "response.output_item.added" | "response.output_item.done" if function_call => {
+                return Fast::Full
+            }
+            "response.function_call_arguments.delta" if self.calls.contains_key(item_id) => {
+                if let (Some(c), Some(d)) = (self.calls.get_mut(item_id), v.delta.as_deref()) {
+                    if c.args.len() + d.len() > self.max {
+                        c.overflow = true;
+                    } else if !c.overflow {
+                        c.args.push_str(d);
+                    }
+                }
+                return Fast::Done;
+            }
+            "response.function_call_arguments.done" if self.calls.contains_key(item_id) => {
+                return Fast::Done
+            }
+            "response.output_text.delta" => {
+                let key = (item_id.to_string(), v.content_index.unwrap_or(0));
+                let vault = self.ctx.vault.clone();
+                let r = self
+                    .texts
+                    .entry(key)
+                    .or_insert_with(|| Restorer::new(vault, false));
+                if let Some(d) = &v.delta {
+                    let restored = r.feed(d);
+                    self.ctx.saw_text(&restored);
+                    if restored.is_empty() {
+                        return Fast::Done;
+                    }
+                    if restored != **d {
+                        return Fast::Restored(vec![Some(restored)]);
+                    }
+                }
+            }
+            "response.output_text.done"
+            | "response.completed"
+            | "response.incomplete"
+            | "response.failed"
+            | "response.done" => return Fast::Full,
+            "response.created" | "response.in_progress" if nothing_to_restore => {
+                if let Some(id) = v.response.as_ref().and_then(|r| r.id.as_deref()) {
+                    self.response_id = Some(id.to_string());
+                }
+            }
+            _ if nothing_to_restore => {}
+            _ => return Fast::Full,
+        }
+        pass(out, event, data);
+        Fast::Done
+    }
+
     async fn on_event(&mut self, ev: SseEvent, out: &mut Vec<u8>) {
         let Some(data) = ev.data.as_deref() else {
             write_event(out, ev.event.as_deref(), None, &ev.extra);
             return;
+        };
+        let fast = match self.fast {
+            true => self.pass_through(data, ev.event.as_deref(), out),
+            false => Fast::Full,
+        };
+        let mut restored = match fast {
+            Fast::Done => return,
+            Fast::Full => None,
+            Fast::Restored(mut r) => r.pop().flatten(),
         };
         let Ok(mut v) = serde_json::from_str::<Value>(data) else {
             write_event(out, ev.event.as_deref(), Some(data), &ev.extra);
@@ -785,8 +1203,11 @@ impl ResponsesStream {
                     .entry(key)
                     .or_insert_with(|| Restorer::new(vault, false));
                 if let Some(Value::String(d)) = v.get_mut("delta") {
-                    let restored = r.feed(d);
-                    self.ctx.saw_text(&restored);
+                    let restored = restored.take().unwrap_or_else(|| {
+                        let restored = r.feed(d);
+                        self.ctx.saw_text(&restored);
+                        restored
+                    });
                     if restored.is_empty() {
                         return;
                     }
@@ -998,6 +1419,461 @@ mod tests {
     fn parser_is_bounded() {
         let mut p = SseParser::new(16);
         assert_eq!(p.push(&[b'a'; 32]).unwrap_err(), SseError::TooLarge(16));
+    }
+
+    /// A request context over the demo engines, with a vault holding the tokens
+    /// of an e-mail address and a card number (returned: the placeholders).
+    async fn test_ctx(api: Api, dir: &std::path::Path) -> (Arc<ReqCtx>, Vec<String>) {
+        let mut cfg = crate::config::Config::default();
+        cfg.audit.path = dir.join("audit.jsonl");
+        cfg.policy.state_url = Some(format!("sqlite:{}", dir.join("state.sqlite").display()));
+        cfg.store.token_key_env = None;
+        let state = crate::state::AppState::build(cfg).await.unwrap();
+        let mut vault = crate::engine::Vault::with_key(state.token_key.clone());
+        let text = "mail jane.doe@example.com, card 4111 1111 1111 1111";
+        let found = state.engines.scan(text, None);
+        let redacted = state.engines.redact(text, &found, &mut vault);
+        let tokens: Vec<String> = redacted
+            .split('<')
+            .skip(1)
+            .filter_map(|t| t.split_once('>').map(|(t, _)| format!("<{t}>")))
+            .collect();
+        assert_eq!(tokens.len(), 2, "{redacted}");
+        (ctx_like(&state_ctx(state, vault, api)), tokens)
+    }
+
+    fn state_ctx(
+        state: Arc<crate::state::AppState>,
+        vault: crate::engine::Vault,
+        api: Api,
+    ) -> ReqCtx {
+        ReqCtx {
+            state,
+            principal: crate::auth::Principal::anonymous(),
+            request_id: "test".into(),
+            api,
+            vault: Arc::new(vault),
+            tools: std::sync::Mutex::new(Vec::new()),
+            output: std::sync::Mutex::new(String::new()),
+        }
+    }
+
+    /// A fresh context (no decisions, no text seen) for the same request.
+    fn ctx_like(c: &ReqCtx) -> Arc<ReqCtx> {
+        Arc::new(state_ctx(c.state.clone(), (*c.vault).clone(), c.api))
+    }
+
+    /// Events of an output stream as (event name, data as JSON or as text).
+    fn events_of(out: &[u8]) -> Vec<(Option<String>, Result<Value, String>)> {
+        std::str::from_utf8(out)
+            .unwrap()
+            .split("\n\n")
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                let (mut name, mut data) = (None, Vec::new());
+                for l in e.lines() {
+                    if let Some(x) = l.strip_prefix("event: ") {
+                        name = Some(x.to_string());
+                    } else if let Some(x) = l.strip_prefix("data: ") {
+                        data.push(x);
+                    }
+                }
+                let data = data.join("\n");
+                (name, serde_json::from_str(&data).map_err(|_| data))
+            })
+            .collect()
+    }
+
+    /// Runs `stream` (SSE text) through the transformer with and without the
+    /// pass-through, fed in pieces of every size from 1 to 9 bytes: the events
+    /// sent, the model text recorded for the output checks and the tool
+    /// decisions must be the same.
+    async fn same_with_and_without_pass_through(base: &ReqCtx, stream: &str) {
+        for piece in 1..10 {
+            let mut runs = Vec::new();
+            for fast in [true, false] {
+                let ctx = ctx_like(base);
+                let mut t = Transformer::new(ctx.clone(), 1 << 16);
+                if !fast {
+                    t = t.without_pass_through();
+                }
+                let mut p = SseParser::new(1 << 16);
+                let mut out = Vec::new();
+                for c in stream.as_bytes().chunks(piece) {
+                    for ev in p.push(c).unwrap() {
+                        t.on_event(ev, &mut out).await;
+                    }
+                }
+                if let Some(ev) = p.finish() {
+                    t.on_event(ev, &mut out).await;
+                }
+                let ok = t.finish(None, &mut out).await;
+                let tools: Vec<(String, String, Vec<String>)> = ctx
+                    .tools
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|r| (r.tool.clone(), r.verdict.clone(), r.rules.clone()))
+                    .collect();
+                let text = ctx.output.lock().unwrap().clone();
+                runs.push((
+                    events_of(&out),
+                    text,
+                    tools,
+                    ok,
+                    t.response_id().map(String::from),
+                ));
+            }
+            assert_eq!(runs[0], runs[1], "piece size {piece}:\n{stream}");
+        }
+    }
+
+    fn data(v: &Value) -> String {
+        format!("data: {v}\n\n")
+    }
+
+    fn named(e: &str, v: &Value) -> String {
+        format!("event: {e}\ndata: {v}\n\n")
+    }
+
+    #[tokio::test]
+    async fn chat_pass_through_is_equivalent() {
+        let dir = tempfile::tempdir().unwrap();
+        let (base, tok) = test_ctx(Api::Chat, dir.path()).await;
+        let (email, card) = (&tok[0], &tok[1]);
+        let chunk = |choices: Value| {
+            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "system_fingerprint": null, "choices": choices})
+        };
+        let delta = |i: u64, d: Value, finish: Value| json!({"index": i, "delta": d, "logprobs": null, "finish_reason": finish});
+        let text = format!("Hé \"{email}\" — ünï\n ✓ {card}. <b>x</b> <EMAIL_0badf00d> 1 < 2");
+        let mut s = data(&chunk(json!([delta(
+            0,
+            json!({"role": "assistant", "content": "", "refusal": null}),
+            Value::Null
+        )])));
+        // The text in deltas of 1 to 5 characters, a placeholder cut anywhere.
+        for n in 1..6 {
+            let chars: Vec<char> = text.chars().collect();
+            for piece in chars.chunks(n) {
+                let p: String = piece.iter().collect();
+                s += &data(&chunk(json!([delta(
+                    0,
+                    json!({"content": p}),
+                    Value::Null
+                )])));
+            }
+        }
+        // Text with the finish reason in the same chunk, while a placeholder is held.
+        s += &data(&chunk(json!([delta(
+            0,
+            json!({"content": format!("end {}", &email[..4])}),
+            Value::Null
+        )])));
+        s += &data(&chunk(
+            json!([delta(0, json!({"content": &email[4..]}), json!("stop")), {"index": 1, "delta": {}, "finish_reason": null}]),
+        ));
+        // Two choices, an empty delta, a null content, an extra field, logprobs.
+        s += &data(&chunk(json!([
+            delta(1, json!({"content": &card[..3]}), Value::Null),
+            delta(2, json!({"content": null}), Value::Null)
+        ])));
+        s += &data(&chunk(
+            json!([delta(1, json!({}), Value::Null), {"index": 2, "delta": {"content": "x"}, "content_filter_results": {}}]),
+        ));
+        s += &data(&chunk(
+            json!([{"index": 1, "delta": {"content": ""}, "logprobs": {"content": []}}]),
+        ));
+        // Tool calls, one allowed, one denied, split across chunks.
+        let args = json!({"order_id": "ord_1001", "amount": "1.00", "currency": "USD", "reason": format!("for {email}")}).to_string();
+        let (a1, a2) = args.split_at(20);
+        s += &data(&chunk(json!([delta(
+            3,
+            json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "issue_refund", "arguments": a1}}]}),
+            Value::Null
+        )])));
+        s += &data(&chunk(json!([delta(
+            3,
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": a2}}]}),
+            Value::Null
+        )])));
+        s += &data(&chunk(json!([delta(
+            3,
+            json!({"content": "and", "tool_calls": [{"index": 1, "id": "call_2", "type": "function", "function": {"name": "drop_tables", "arguments": "{}"}}]}),
+            Value::Null
+        )])));
+        s += &data(&chunk(json!([delta(3, json!({}), json!("tool_calls"))])));
+        s += &data(&chunk(json!([delta(
+            4,
+            json!({"tool_calls": [{"index": 0, "id": "call_3", "type": "function", "function": {"name": "drop_tables", "arguments": "{}"}}]}),
+            Value::Null
+        )])));
+        s += &data(&chunk(json!([delta(4, json!({}), json!("tool_calls"))])));
+        // Usage, duplicate keys, odd types, no choices, not JSON, comments, CRLF.
+        s += &data(&json!({"id": "c1", "choices": [], "usage": {"total_tokens": 3}}));
+        s += &data(
+            &json!({"id": "c1", "choices": [delta(0, json!({}), Value::Null)], "usage": null}),
+        );
+        s += "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\",\"content\":\"b\"}}]}\n\n";
+        s += "data: {\"choices\":[{\"index\":\"0\",\"delta\":{\"content\":\"c\"}}]}\n\n";
+        s += &data(&json!({"id": "c1", "note": format!("no choices {email}")}));
+        s += "data: not json\n\n: keep-alive\n\nid: 7\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"\\u003cx\"}}]}\r\n\r\n";
+        s += &data(&chunk(json!([delta(
+            0,
+            json!({"content": "\u{1b}[31m"}),
+            json!("length")
+        )])));
+        s += "data: [DONE]\n\n";
+        same_with_and_without_pass_through(&base, &s).await;
+    }
+
+    #[tokio::test]
+    async fn messages_pass_through_is_equivalent() {
+        let dir = tempfile::tempdir().unwrap();
+        let (base, tok) = test_ctx(Api::Messages, dir.path()).await;
+        let (email, card) = (&tok[0], &tok[1]);
+        let mut s = named(
+            "message_start",
+            &json!({"type": "message_start", "message": {"id": "m1", "content": [], "note": email}}),
+        );
+        s += named(
+            "message_start",
+            &json!({"type": "message_start", "message": {"id": "m1", "content": []}}),
+        )
+        .as_str();
+        s += &named(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}),
+        );
+        s += &named(
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": format!("about {email}")}}),
+        );
+        s += &named(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": 0}),
+        );
+        s += &named(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}}),
+        );
+        let text = format!("Hé \"{email}\" —\n {card} <i> <EMAIL_0badf00d>");
+        let chars: Vec<char> = text.chars().collect();
+        for n in 1..5 {
+            for piece in chars.chunks(n) {
+                let p: String = piece.iter().collect();
+                s += &named(
+                    "content_block_delta",
+                    &json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": p}}),
+                );
+            }
+        }
+        s += &named("ping", &json!({"type": "ping"}));
+        s += &named(
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": &email[..5]}}),
+        );
+        s += &named(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": 1}),
+        );
+        s += &named(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": 2, "content_block": {"type": "text", "text": format!("pre {card}")}}),
+        );
+        s += &named(
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": 2, "delta": {"type": "text_delta", "text": "x", "text2": email}}),
+        );
+        s += &named(
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": 2, "delta": "odd"}),
+        );
+        s += &named(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": 2}),
+        );
+        let args = json!({"order_id": "ord_1001", "amount": "1.00", "currency": "USD", "reason": format!("for {email}")}).to_string();
+        let (a1, a2) = args.split_at(15);
+        s += &named(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": 3, "content_block": {"type": "tool_use", "id": "t1", "name": "issue_refund", "input": {}}}),
+        );
+        s += &named(
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": 3, "delta": {"type": "input_json_delta", "partial_json": a1}}),
+        );
+        s += &named(
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": 3, "delta": {"type": "input_json_delta", "partial_json": a2}}),
+        );
+        s += &named(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": 3}),
+        );
+        s += &named(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": 4, "content_block": {"type": "tool_use", "id": "t2", "name": "drop_tables", "input": {}}}),
+        );
+        s += &named(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": 4}),
+        );
+        s += &named(
+            "message_delta",
+            &json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 5}}),
+        );
+        s += "event: message_delta\ndata: {\"type\":\"message_delta\",\"type\":\"x\"}\n\n";
+        s += "data: not json\n\n";
+        s += &named("message_stop", &json!({"type": "message_stop"}));
+        same_with_and_without_pass_through(&base, &s).await;
+        // Every tool call denied: the stop reason is rewritten.
+        let mut s = named(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "t2", "name": "drop_tables", "input": {}}}),
+        );
+        s += &named(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": 0}),
+        );
+        s += &named(
+            "message_delta",
+            &json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}}),
+        );
+        s += &named("message_stop", &json!({"type": "message_stop"}));
+        same_with_and_without_pass_through(&base, &s).await;
+    }
+
+    #[tokio::test]
+    async fn responses_pass_through_is_equivalent() {
+        let dir = tempfile::tempdir().unwrap();
+        let (base, tok) = test_ctx(Api::Responses, dir.path()).await;
+        let (email, card) = (&tok[0], &tok[1]);
+        let ev = |ty: &str, mut v: Value| {
+            v["type"] = json!(ty);
+            named(ty, &v)
+        };
+        let mut s = ev(
+            "response.created",
+            json!({"response": {"id": "resp_1", "output": []}}),
+        );
+        s += &ev(
+            "response.in_progress",
+            json!({"response": {"id": "resp_1", "instructions": email}}),
+        );
+        s += &ev(
+            "response.output_item.added",
+            json!({"output_index": 0, "item": {"type": "message", "id": "msg_1", "content": []}}),
+        );
+        s += &ev(
+            "response.content_part.added",
+            json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": ""}}),
+        );
+        let text = format!("Hé \"{email}\" —\n {card} <i> <EMAIL_0badf00d>");
+        let chars: Vec<char> = text.chars().collect();
+        for n in 1..5 {
+            for piece in chars.chunks(n) {
+                let p: String = piece.iter().collect();
+                s += &ev(
+                    "response.output_text.delta",
+                    json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": p, "obfuscation": "x"}),
+                );
+            }
+        }
+        s += &ev(
+            "response.output_text.delta",
+            json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": &card[..6]}),
+        );
+        s += &ev(
+            "response.output_text.delta",
+            json!({"item_id": "msg_1", "output_index": 0, "content_index": 1}),
+        );
+        s += &ev(
+            "response.output_text.done",
+            json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "text": text}),
+        );
+        s += &ev(
+            "response.content_part.done",
+            json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": text}}),
+        );
+        s += &ev(
+            "response.output_item.done",
+            json!({"output_index": 0, "item": {"type": "message", "id": "msg_1", "content": [{"type": "output_text", "text": text}]}}),
+        );
+        s += &ev(
+            "response.reasoning_summary_text.delta",
+            json!({"item_id": "rs_1", "delta": format!("hm {email}")}),
+        );
+        let args = json!({"order_id": "ord_1001", "amount": "1.00", "currency": "USD", "reason": format!("for {email}")}).to_string();
+        let (a1, a2) = args.split_at(15);
+        s += &ev(
+            "response.output_item.added",
+            json!({"output_index": 1, "item": {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "issue_refund", "arguments": ""}}),
+        );
+        s += &ev(
+            "response.function_call_arguments.delta",
+            json!({"item_id": "fc_1", "output_index": 1, "delta": a1}),
+        );
+        s += &ev(
+            "response.function_call_arguments.delta",
+            json!({"item_id": "fc_1", "output_index": 1, "delta": a2}),
+        );
+        s += &ev(
+            "response.function_call_arguments.done",
+            json!({"item_id": "fc_1", "output_index": 1, "arguments": args}),
+        );
+        s += &ev(
+            "response.output_item.done",
+            json!({"output_index": 1, "item": {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "issue_refund", "arguments": args}}),
+        );
+        s += &ev(
+            "response.output_item.added",
+            json!({"output_index": 2, "item": {"type": "function_call", "id": "fc_2", "call_id": "call_2", "name": "drop_tables", "arguments": ""}}),
+        );
+        s += &ev(
+            "response.function_call_arguments.delta",
+            json!({"item_id": "fc_2", "output_index": 2, "delta": "{}"}),
+        );
+        s += &ev(
+            "response.function_call_arguments.delta",
+            json!({"item_id": "fc_9", "output_index": 2, "delta": email}),
+        );
+        s += &ev(
+            "response.output_item.done",
+            json!({"output_index": 2, "item": {"type": "function_call", "id": "fc_2", "call_id": "call_2", "name": "drop_tables", "arguments": "{}"}}),
+        );
+        s += &ev(
+            "response.output_text.delta",
+            json!({"item_id": "msg_2", "delta": 5}),
+        );
+        s += &ev(
+            "response.completed",
+            json!({"response": {"id": "resp_1", "output": [
+            {"type": "message", "id": "msg_1", "content": [{"type": "output_text", "text": text}]},
+            {"type": "function_call", "id": "fc_1", "name": "issue_refund", "arguments": args},
+            {"type": "function_call", "id": "fc_2", "name": "drop_tables", "arguments": "{}"}]}}),
+        );
+        same_with_and_without_pass_through(&base, &s).await;
+    }
+
+    #[tokio::test]
+    async fn events_with_nothing_to_change_pass_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (chat, _) = test_ctx(Api::Chat, dir.path()).await;
+        let streams = [
+            (Api::Chat, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"caf\\u00e9 \\\"ok\\\"\\n\"},\"logprobs\":null,\"finish_reason\":null}],\"created\":1.0}\n\n"),
+            (Api::Messages, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"caf\\u00e9\"}}\n\nevent: ping\ndata: {\"type\": \"ping\"}\n\n"),
+            (Api::Responses, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"item_id\":\"m\",\"content_index\":0,\"delta\":\"caf\\u00e9\"}\n\n"),
+        ];
+        for (api, stream) in streams {
+            let ctx = state_ctx(chat.state.clone(), (*chat.vault).clone(), api);
+            let mut t = Transformer::new(Arc::new(ctx), 1 << 16);
+            let mut out = Vec::new();
+            for ev in SseParser::new(1 << 16).push(stream.as_bytes()).unwrap() {
+                t.on_event(ev, &mut out).await;
+            }
+            assert_eq!(String::from_utf8(out).unwrap(), stream);
+        }
     }
 
     #[test]
