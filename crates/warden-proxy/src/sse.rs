@@ -142,6 +142,15 @@ fn parse_event(text: &str) -> Option<SseEvent> {
 
 /// Serialise one event.
 pub fn write_event(out: &mut Vec<u8>, event: Option<&str>, data: Option<&str>, extra: &[String]) {
+    let lines = data.map_or(0, |d| memchr::memchr_iter(b'\n', d.as_bytes()).count() + 1);
+    // One allocation per event at most: the output buffer starts empty for each network chunk.
+    out.reserve(
+        extra.iter().map(|l| l.len() + 1).sum::<usize>()
+            + event.map_or(0, |e| e.len() + 8)
+            + data.map_or(0, str::len)
+            + lines * 7
+            + 1,
+    );
     for l in extra {
         out.extend_from_slice(l.as_bytes());
         out.push(b'\n');
@@ -152,9 +161,9 @@ pub fn write_event(out: &mut Vec<u8>, event: Option<&str>, data: Option<&str>, e
         out.push(b'\n');
     }
     if let Some(d) = data {
-        for l in d.split('\n') {
+        for l in d.as_bytes().split(|&b| b == b'\n') {
             out.extend_from_slice(b"data: ");
-            out.extend_from_slice(l.as_bytes());
+            out.extend_from_slice(l);
             out.push(b'\n');
         }
     }
