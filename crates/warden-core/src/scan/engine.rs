@@ -236,29 +236,116 @@ fn alpha_run_end(text: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Does the digit run `start..end` (whose separators by kind are `seps`)
-/// hold enough of the rule's required characters? Bytes just around the run
-/// count too (`::ffff:192.0.2.1`, `fe80::`), but are only looked at when
-/// one touches the run.
-#[inline]
-fn requires_met(rule: &Rule, seps: &[u32; 9], text: &[u8], start: usize, end: usize) -> bool {
-    let inside: usize = rule
-        .requires_list
-        .iter()
-        .map(|&c| seps[RUN_SEP[c as usize] as usize] as usize)
-        .sum();
-    if inside >= rule.requires_min {
-        return true;
+/// The digit-run gates of one digit-anchored rule (see
+/// [`DigitRun`](crate::pack::DigitRun)), packed so that the loop over the
+/// rules for each run reads one small struct per rule.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DigitGate {
+    pub(super) rule: usize,
+    pub(super) min_digits: usize,
+    /// Bit per digit the run may start with (the run starts with a digit,
+    /// so the other characters of `starts` never matter).
+    starts: u16,
+    /// The required characters; `requires_min` 0 when there are none.
+    requires: super::ByteSet,
+    /// Bit per separator kind (see `RUN_SEP`) among the required characters.
+    requires_kinds: u16,
+    requires_min: usize,
+    letters_before: usize,
+    min_word: usize,
+}
+
+impl DigitGate {
+    pub(super) fn new(rule: usize, spec: Option<&crate::pack::DigitRun>) -> DigitGate {
+        let (min_digits, requires, starts, letters_before, requires_min, min_word) =
+            spec.map_or((0, "", "", 0, 1, 0), |d| {
+                (
+                    d.min,
+                    d.requires.as_str(),
+                    d.starts.as_str(),
+                    d.letters_before,
+                    d.requires_min,
+                    d.min_word,
+                )
+            });
+        let digit_bits = |chars: &str| {
+            chars
+                .bytes()
+                .filter(u8::is_ascii_digit)
+                .fold(0u16, |m, b| m | 1 << (b - b'0'))
+        };
+        DigitGate {
+            rule,
+            min_digits,
+            starts: if starts.is_empty() {
+                0x3ff
+            } else {
+                digit_bits(starts)
+            },
+            requires: super::ByteSet::of(requires),
+            requires_kinds: requires
+                .bytes()
+                .fold(0u16, |m, b| m | 1 << RUN_SEP[usize::from(b)]),
+            requires_min: if requires.is_empty() {
+                0
+            } else {
+                requires_min.max(1)
+            },
+            letters_before,
+            min_word,
+        }
     }
-    let touches = (start > 0 && rule.requires.contains(text[start - 1]))
-        || (end < text.len() && rule.requires.contains(text[end]));
-    touches
-        && text[start.saturating_sub(8)..(end + 2).min(text.len())]
-            .iter()
-            .filter(|&&b| rule.requires.contains(b))
-            .take(rule.requires_min)
-            .count()
-            >= rule.requires_min
+
+    /// Could the rule match around the digit run `start..end` with
+    /// `digits` digits and, per separator kind, `seps` separators inside?
+    #[inline]
+    fn admits(&self, text: &[u8], start: usize, end: usize, seps: &[u32; 9]) -> bool {
+        if self.starts & 1 << (text[start] - b'0') == 0 {
+            return false;
+        }
+        if self.requires_min > 0 && !self.requires_met(text, start, end, seps) {
+            return false;
+        }
+        if self.min_word > 0
+            && ((start > 0 && is_word(text[start - 1]))
+                || !text
+                    .get(start..start + self.min_word)
+                    .is_some_and(|w| w.iter().all(|&b| is_word(b))))
+        {
+            return false;
+        }
+        self.letters_before == 0
+            || (start >= self.letters_before
+                && text[start - self.letters_before..start]
+                    .iter()
+                    .all(u8::is_ascii_uppercase))
+    }
+
+    /// Enough of the required characters in the run? Bytes just around the
+    /// run count too (`::ffff:192.0.2.1`, `fe80::`), but are only looked at
+    /// when one touches the run.
+    #[inline]
+    fn requires_met(&self, text: &[u8], start: usize, end: usize, seps: &[u32; 9]) -> bool {
+        // Kind 0 (not a separator) is never counted inside the run.
+        let mut kinds = self.requires_kinds & !1;
+        let mut inside = 0usize;
+        while kinds != 0 {
+            inside += seps[kinds.trailing_zeros() as usize] as usize;
+            kinds &= kinds - 1;
+        }
+        if inside >= self.requires_min {
+            return true;
+        }
+        let touches = (start > 0 && self.requires.contains(text[start - 1]))
+            || (end < text.len() && self.requires.contains(text[end]));
+        touches
+            && text[start.saturating_sub(8)..(end + 2).min(text.len())]
+                .iter()
+                .filter(|&&b| self.requires.contains(b))
+                .take(self.requires_min)
+                .count()
+                >= self.requires_min
+    }
 }
 
 /// Call `f` with every position in `lo..hi` where an ASCII letter starts a
@@ -490,35 +577,13 @@ impl Scan<'_> {
             }
             break j;
         };
-        for &r in rules {
-            let rule = &inner.rules[r];
-            if rule.min_digits > digits {
+        for gate in rules {
+            if gate.min_digits > digits {
                 break;
             }
-            if !rule.starts.is_empty() && !rule.starts.contains(text[start]) {
-                continue;
+            if gate.admits(text, start, end, &seps) {
+                self.try_rule(gate.rule, start, end);
             }
-            if !rule.requires.is_empty() && !requires_met(rule, &seps, text, start, end) {
-                continue;
-            }
-            if rule.min_word > 0
-                && ((start > 0 && is_word(text[start - 1]))
-                    || text.len() - start < rule.min_word
-                    || !text[start..start + rule.min_word]
-                        .iter()
-                        .all(|&b| is_word(b)))
-            {
-                continue;
-            }
-            if rule.letters_before > 0
-                && (start < rule.letters_before
-                    || !text[start - rule.letters_before..start]
-                        .iter()
-                        .all(u8::is_ascii_uppercase))
-            {
-                continue;
-            }
-            self.try_rule(r, start, end);
         }
         end
     }

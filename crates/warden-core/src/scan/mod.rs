@@ -58,8 +58,9 @@ struct Inner {
     single_bytes: Vec<(u8, Vec<LitTarget>)>,
     /// Whole-word anchors (names, suffixes, context words), looked up per word.
     words: WordDict,
-    /// Rules anchored on digit runs, by ascending minimum digit count.
-    digit_rules: Vec<usize>,
+    /// Gates of the rules anchored on digit runs, by ascending minimum
+    /// digit count.
+    digit_rules: Vec<engine::DigitGate>,
     /// Rules anchored on their context words.
     context_rules: Vec<usize>,
     allow: AllowList,
@@ -94,14 +95,6 @@ struct Rule {
     validator: Option<(Arc<str>, ValidatorFn)>,
     score: f32,
     anchor: Anchor,
-    min_digits: usize,
-    requires: ByteSet,
-    /// The same characters as a list (usually one).
-    requires_list: Box<[u8]>,
-    starts: ByteSet,
-    letters_before: usize,
-    requires_min: usize,
-    min_word: usize,
     before: usize,
     after: usize,
     ctx: Option<ContextMatcher>,
@@ -114,7 +107,6 @@ struct Rule {
 #[derive(Debug, Clone, Copy, Default)]
 struct ByteSet {
     bits: [u64; 4],
-    any: bool,
 }
 
 impl ByteSet {
@@ -122,7 +114,6 @@ impl ByteSet {
         let mut set = ByteSet::default();
         for b in chars.bytes() {
             set.bits[usize::from(b >> 6)] |= 1 << (b & 63);
-            set.any = true;
         }
         set
     }
@@ -130,11 +121,6 @@ impl ByteSet {
     #[inline]
     fn contains(self, b: u8) -> bool {
         self.bits[usize::from(b >> 6)] & (1 << (b & 63)) != 0
-    }
-
-    #[inline]
-    fn is_empty(self) -> bool {
-        !self.any
     }
 }
 
@@ -401,7 +387,9 @@ impl Scanner {
                         }
                     }
                 }
-                Anchor::Digits => digit_rules.push(i),
+                Anchor::Digits => {
+                    digit_rules.push(engine::DigitGate::new(i, spec.prefilter.digits.as_ref()))
+                }
                 Anchor::Context => {
                     context_rules.push(i);
                     for w in &spec.context.words {
@@ -446,7 +434,7 @@ impl Scanner {
                 lit_targets.push(t);
             }
         }
-        digit_rules.sort_by_key(|&i| rules[i].min_digits);
+        digit_rules.sort_by_key(|g| g.min_digits);
         let literals = if patterns.is_empty() {
             None
         } else {
@@ -606,16 +594,6 @@ fn compile_rule(p: &Pack, spec: &RuleSpec) -> Result<Rule, Error> {
         validator,
         score: spec.score,
         anchor,
-        min_digits: pf.digits.as_ref().map_or(0, |d| d.min),
-        requires: ByteSet::of(pf.digits.as_ref().map_or("", |d| &d.requires)),
-        requires_list: pf
-            .digits
-            .as_ref()
-            .map_or_else(|| Box::from(&b""[..]), |d| d.requires.as_bytes().into()),
-        starts: ByteSet::of(pf.digits.as_ref().map_or("", |d| &d.starts)),
-        letters_before: pf.digits.as_ref().map_or(0, |d| d.letters_before),
-        requires_min: pf.digits.as_ref().map_or(1, |d| d.requires_min),
-        min_word: pf.digits.as_ref().map_or(0, |d| d.min_word),
         before: pf.before,
         after: pf.after,
         ctx,
