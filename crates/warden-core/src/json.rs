@@ -370,24 +370,27 @@ pub fn redact_json(
     // changes. Names come from the caller's vault, which may already map a
     // value to a token that the document also holds as a literal key.
     let mut out = Vec::new();
-    let mut new_keys: Vec<Option<String>> = Vec::with_capacity(per_key.len());
-    walk(value, |path, node| {
-        let Node::Key(k) = node else { return };
-        let findings = per_key.get(new_keys.len()).map_or(&[][..], Vec::as_slice);
-        if findings.is_empty() {
-            new_keys.push(None);
-            return;
-        }
-        new_keys.push(Some(
-            redactor.redact_findings_avoiding(k, findings, vault, &avoid),
-        ));
-        let at = pointer(path);
-        out.extend(findings.iter().map(|finding| JsonFinding {
-            pointer: at.clone(),
-            finding: finding.clone(),
-            in_key: true,
-        }));
-    });
+    let mut new_keys: Vec<Option<String>> = Vec::new();
+    // Most documents have no key to rename: skip the walk.
+    if per_key.iter().any(|f| !f.is_empty()) {
+        walk(value, |path, node| {
+            let Node::Key(k) = node else { return };
+            let findings = per_key.get(new_keys.len()).map_or(&[][..], Vec::as_slice);
+            if findings.is_empty() {
+                new_keys.push(None);
+                return;
+            }
+            new_keys.push(Some(
+                redactor.redact_findings_avoiding(k, findings, vault, &avoid),
+            ));
+            let at = pointer(path);
+            out.extend(findings.iter().map(|finding| JsonFinding {
+                pointer: at.clone(),
+                finding: finding.clone(),
+                in_key: true,
+            }));
+        });
+    }
     let renaming = new_keys.iter().any(Option::is_some);
     if renaming {
         let mut names = new_keys.iter();
