@@ -3,18 +3,48 @@
 //! never from the client, never logged.
 
 use std::path::PathBuf;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
+
+use http::HeaderValue;
 
 use crate::config::UpstreamConfig;
 use crate::error::ProxyError;
 
+/// A vendor key with its header values, built once per key rather than per request.
+pub struct Credential {
+    /// The key itself.
+    pub key: String,
+    /// `Bearer <key>` (OpenAI `Authorization`), marked sensitive.
+    pub bearer: HeaderValue,
+    /// The key as a header value (Anthropic `x-api-key`), marked sensitive.
+    pub raw: HeaderValue,
+}
+
+impl Credential {
+    fn new(key: String) -> Result<Arc<Credential>, ProxyError> {
+        let value = |v: &str| {
+            let mut v = HeaderValue::from_str(v).map_err(|_| {
+                ProxyError::Internal("vendor key is not a valid header value".into())
+            })?;
+            v.set_sensitive(true);
+            Ok::<_, ProxyError>(v)
+        };
+        Ok(Arc::new(Credential {
+            bearer: value(&format!("Bearer {key}"))?,
+            raw: value(&key)?,
+            key,
+        }))
+    }
+}
+
 enum KeySource {
     None,
-    Env(String),
+    /// `None`: the variable's value cannot be sent as a header.
+    Env(Option<Arc<Credential>>),
     File {
         path: PathBuf,
-        cache: Mutex<Option<(SystemTime, u64, String)>>,
+        cache: Mutex<Option<(SystemTime, u64, Arc<Credential>)>>,
     },
 }
 
@@ -46,7 +76,9 @@ impl Upstream {
             }
         } else if let Some(var) = &cfg.key_env {
             match std::env::var(var) {
-                Ok(v) if !v.trim().is_empty() => KeySource::Env(v.trim().to_string()),
+                Ok(v) if !v.trim().is_empty() => {
+                    KeySource::Env(Credential::new(v.trim().to_string()).ok())
+                }
                 _ => KeySource::None,
             }
         } else {
@@ -86,11 +118,21 @@ impl Upstream {
     /// # Errors
     /// No key configured, or the key file cannot be read.
     pub fn key(&self) -> Result<String, ProxyError> {
+        self.credential().map(|c| c.key.clone())
+    }
+
+    /// The current key and its header values (see [`key`](Upstream::key)).
+    ///
+    /// # Errors
+    /// No key configured, the key file cannot be read, or the key cannot be a header value.
+    pub fn credential(&self) -> Result<Arc<Credential>, ProxyError> {
         match &self.key {
             KeySource::None => Err(ProxyError::Internal(
                 "no vendor key configured for this upstream".into(),
             )),
-            KeySource::Env(k) => Ok(k.clone()),
+            KeySource::Env(c) => c.clone().ok_or_else(|| {
+                ProxyError::Internal("vendor key is not a valid header value".into())
+            }),
             KeySource::File { path, cache } => {
                 let meta = std::fs::metadata(path)
                     .map_err(|_| ProxyError::Internal("vendor key file unreadable".into()))?;
@@ -112,6 +154,7 @@ impl Upstream {
                 if k.is_empty() {
                     return Err(ProxyError::Internal("vendor key file is empty".into()));
                 }
+                let k = Credential::new(k)?;
                 tracing::info!(
                     event = "vendor_key_loaded",
                     "vendor key (re)loaded from file"

@@ -31,16 +31,15 @@ use crate::upstream::Upstream;
 
 /// Request headers passed to the vendor (everything else, notably the
 /// client's `Authorization` / `x-api-key`, is dropped).
-const FORWARD_REQUEST_HEADERS: &[&str] = &[
-    "content-type",
-    "accept",
-    "user-agent",
-    "anthropic-version",
-    "anthropic-beta",
-    "openai-organization",
-    "openai-project",
-    "openai-beta",
-    "idempotency-key",
+static FORWARD_REQUEST_HEADERS: [HeaderName; 8] = [
+    http::header::ACCEPT,
+    http::header::USER_AGENT,
+    HeaderName::from_static("anthropic-version"),
+    HeaderName::from_static("anthropic-beta"),
+    HeaderName::from_static("openai-organization"),
+    HeaderName::from_static("openai-project"),
+    HeaderName::from_static("openai-beta"),
+    HeaderName::from_static("idempotency-key"),
 ];
 
 /// Response headers passed back to the client.
@@ -693,31 +692,32 @@ async fn send(
     headers: &HeaderMap,
     body: Vec<u8>,
 ) -> Result<reqwest::Response, ProxyError> {
-    let key = upstream.key()?;
-    let mut req = match upstream.url(path) {
-        Some(url) => state.http.post(url),
-        None => state.http.post(format!("{}{path}", upstream.base_url)),
-    };
-    for name in FORWARD_REQUEST_HEADERS {
-        if let Some(v) = headers.get(*name) {
-            req = req.header(*name, v.clone());
+    let cred = upstream.credential()?;
+    let url = upstream
+        .url(path)
+        .ok_or_else(|| ProxyError::Upstream("the vendor URL is invalid".into()))?;
+    let mut out = HeaderMap::with_capacity(FORWARD_REQUEST_HEADERS.len() + 3);
+    for name in &FORWARD_REQUEST_HEADERS {
+        if let Some(v) = headers.get(name) {
+            out.insert(name.clone(), v.clone());
         }
     }
-    req = if api == Api::Messages {
-        let req = req.header("x-api-key", key);
-        if headers.get("anthropic-version").is_none() {
-            req.header("anthropic-version", "2023-06-01")
-        } else {
-            req
-        }
+    // The body is the JSON Warden wrote, whatever the client declared.
+    out.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if api == Api::Messages {
+        out.insert(HeaderName::from_static("x-api-key"), cred.raw.clone());
+        out.entry(HeaderName::from_static("anthropic-version"))
+            .or_insert(HeaderValue::from_static("2023-06-01"));
     } else {
-        req.bearer_auth(key)
-    };
-    req.header(http::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await
-        .map_err(upstream_error)
+        out.insert(http::header::AUTHORIZATION, cred.bearer.clone());
+    }
+    let mut req = reqwest::Request::new(http::Method::POST, url);
+    *req.headers_mut() = out;
+    *req.body_mut() = Some(body.into());
+    state.http.execute(req).await.map_err(upstream_error)
 }
 
 pub(crate) fn upstream_error(e: reqwest::Error) -> ProxyError {
