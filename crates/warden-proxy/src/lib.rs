@@ -248,6 +248,8 @@ pub fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_current_span(true)
+        // The request span is the only span: the list would repeat it in every line.
+        .with_span_list(false)
         .try_init();
 }
 
