@@ -70,8 +70,8 @@ struct Scan<'a> {
 pub(super) fn scan(inner: &Inner, text: &str, key: Option<&str>) -> Vec<Finding> {
     let view = normalize(text);
     let key = key.map(normalize_key);
-    let mut found: Vec<Finding> = Vec::new();
     let raws = scan_view(inner, view.text(), key.clone());
+    let mut found: Vec<Finding> = Vec::with_capacity(raws.len());
     push_mapped(inner, &view, raws, false, &mut found);
     if inner.config.decode {
         if let Some(dec) = view.decoded() {
@@ -200,7 +200,9 @@ fn scan_view(inner: &Inner, text: &str, key: Option<String>) -> Vec<Raw> {
         key,
         last_end: vec![0; inner.rules.len()],
         caps: Vec::new(),
-        out: Vec::new(),
+        // Sized for prose with a finding every few hundred bytes, so that
+        // most scans never regrow it.
+        out: Vec::with_capacity(text.len() / 256),
     };
     s.literals();
     s.tokens();

@@ -78,7 +78,9 @@ pub(crate) struct WordDict {
     prefix3: Box<[u64; FIRST3_WORDS]>,
 }
 
-const FIRST3_WORDS: usize = (27 * 27 * 27usize).div_ceil(64);
+/// 27³ slots need 308 words; a power of two lets the lookup mask its index
+/// instead of bounds-checking it (the words past 308 stay zero).
+const FIRST3_WORDS: usize = 512;
 
 /// Letter index of a byte: 0..26 for ASCII letters (either case), 26 for
 /// anything else.
@@ -92,6 +94,20 @@ const LETTER: [u8; 256] = {
     }
     t
 };
+
+/// `LETTER` times 27² and times 27: a slot is three loads and two adds.
+const LETTER_729: [u16; 256] = scaled(729);
+const LETTER_27: [u16; 256] = scaled(27);
+
+const fn scaled(k: u16) -> [u16; 256] {
+    let mut t = [0u16; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = LETTER[b] as u16 * k;
+        b += 1;
+    }
+    t
+}
 
 /// Slot of three letter indices in a `first3`-style bit set.
 #[inline]
@@ -207,12 +223,22 @@ impl WordDict {
     /// `s`, an ASCII letter that starts a word of `text`?
     #[inline]
     pub(crate) fn hint(&self, text: &[u8], s: usize) -> StartHint {
-        let l = |i: usize| LETTER[usize::from(text.get(i).copied().unwrap_or(0))];
-        let slot = slot3(l(s), l(s + 1), l(s + 2));
+        let slot = match text.get(s..s + 3) {
+            Some(&[a, b, c]) => {
+                usize::from(LETTER_729[usize::from(a)])
+                    + usize::from(LETTER_27[usize::from(b)])
+                    + usize::from(LETTER[usize::from(c)])
+            }
+            _ => {
+                let l = |i: usize| LETTER[usize::from(text.get(i).copied().unwrap_or(0))];
+                slot3(l(s), l(s + 1), l(s + 2))
+            }
+        };
         let bit = 1 << (slot % 64);
+        let word = (slot / 64) % FIRST3_WORDS;
         StartHint {
-            word: self.first3[slot / 64] & bit != 0,
-            prefix: self.prefix3[slot / 64] & bit != 0,
+            word: self.first3[word] & bit != 0,
+            prefix: self.prefix3[word] & bit != 0,
         }
     }
 
