@@ -2,9 +2,11 @@
 //! validate every tool call before the agent sees it. A denied call is replaced
 //! by a refusal the SDKs accept (see `docs/proxy.md`).
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserializer, Serialize};
 use serde_json::{json, Value};
 
 use crate::auth::Principal;
@@ -188,6 +190,60 @@ impl ReqCtx {
         }
         restore_tree(&self.vault, body);
         collect_text(body, &mut |t| self.saw_text(t));
+    }
+
+    /// Whether a complete response can be forwarded as the vendor wrote it,
+    /// because [`finish_body`](ReqCtx::finish_body) (or, for an error status,
+    /// [`restore_tree`]) would change nothing: no placeholder to restore, no
+    /// tool call to validate. The model text the full path records for the
+    /// output checks is recorded here too, read without building a tree.
+    ///
+    /// Conservative: a `\\u` escape, a duplicate key or any mention of tool
+    /// calls, thinking or reasoning (whose blocks the text walk skips) sends the
+    /// response the full way. Not for the Responses API (its vault is stored by id).
+    pub fn pass_body(&self, success: bool, body: &[u8]) -> bool {
+        let recorded = match self.api {
+            Api::Embeddings if success => return true,
+            Api::Chat | Api::Messages | Api::Embeddings => success,
+            Api::Responses => return false,
+        };
+        let Ok(text) = std::str::from_utf8(body) else {
+            return false;
+        };
+        if !self.vault.is_empty() && crate::sse::may_hold_placeholder(text) {
+            return false;
+        }
+        let b = text.as_bytes();
+        let mentions = |n: &str| memchr::memmem::find(b, n.as_bytes()).is_some();
+        if [
+            "\\u",
+            "tool_calls",
+            "function_call",
+            "tool_use",
+            "thinking",
+            "reasoning",
+        ]
+        .iter()
+        .any(|n| mentions(n))
+        {
+            return false;
+        }
+        if !recorded {
+            return true;
+        }
+        let mut texts = Vec::new();
+        let mut de = serde_json::Deserializer::from_str(text);
+        if TextWalk::new(&mut texts, false)
+            .deserialize(&mut de)
+            .and_then(|()| de.end())
+            .is_err()
+        {
+            return false;
+        }
+        for t in &texts {
+            self.saw_text(t);
+        }
+        true
     }
 
     async fn chat_body(&self, body: &mut Value) {
@@ -381,5 +437,159 @@ fn collect_text(v: &Value, f: &mut dyn FnMut(&str)) {
         }
         Value::Array(a) => a.iter().for_each(|x| collect_text(x, f)),
         _ => {}
+    }
+}
+
+/// Collects, in document order, the strings [`collect_text`] would visit (values
+/// of `content` and `text` keys) from JSON text. A duplicate key is an error: a
+/// parsed tree keeps only one of the values, and which one is not for this walk
+/// to guess.
+struct TextWalk<'a, 'v> {
+    out: &'v mut Vec<Cow<'a, str>>,
+    collect: bool,
+}
+
+impl<'a, 'v> TextWalk<'a, 'v> {
+    fn new(out: &'v mut Vec<Cow<'a, str>>, collect: bool) -> Self {
+        TextWalk { out, collect }
+    }
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for TextWalk<'a, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for TextWalk<'a, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
+        if self.collect {
+            self.out.push(Cow::Borrowed(v));
+        }
+        Ok(())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        if self.collect {
+            self.out.push(Cow::Owned(v.to_string()));
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(TextWalk::new(self.out, false))?
+            .is_some()
+        {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Keys are borrowed: one with an escape fails the walk (the full path takes it).
+        let mut keys: Vec<&'de str> = Vec::new();
+        while let Some(k) = map.next_key::<&'de str>()? {
+            if keys.contains(&k) {
+                return Err(serde::de::Error::custom("duplicate key"));
+            }
+            let collect = k == "content" || k == "text";
+            keys.push(k);
+            map.next_value_seed(TextWalk::new(self.out, collect))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sse::tests::{ctx_like, state_ctx, test_ctx};
+
+    /// The full path for a complete response, as the route runs it.
+    async fn full_path(ctx: &ReqCtx, success: bool, body: &[u8]) -> Vec<u8> {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(mut v) => {
+                if success {
+                    ctx.finish_body(&mut v).await;
+                } else {
+                    restore_tree(&ctx.vault, &mut v);
+                }
+                crate::jsonw::to_vec(&v, 0)
+            }
+            Err(_) => body.to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn passed_bodies_are_what_the_full_path_sends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (chat, tok) = test_ctx(Api::Chat, dir.path()).await;
+        let email = &tok[0];
+        let chat_body = |content: Value| {
+            json!({"id": "c", "object": "chat.completion", "choices": [{"index": 0,
+                "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                "usage": {"total_tokens": 3}})
+            .to_string()
+        };
+        let mut bodies: Vec<(Api, bool, String, bool)> = vec![
+            (Api::Chat, true, chat_body(json!("Thanks, noted.")), true),
+            (Api::Chat, true, chat_body(json!("line\n\"q\"\t![x](https://evil.example/?q=1)")), true),
+            (Api::Chat, true, chat_body(json!("red \u{1b}[31m")), false),
+            (Api::Chat, true, chat_body(json!(format!("mail {email}"))), false),
+            (Api::Chat, true, chat_body(json!("caf\u{e9} 1 < 2")), false),
+            (Api::Chat, true, chat_body(json!([{"type": "text", "text": "a"}, {"type": "text", "text": ["b"]}])), true),
+            (Api::Chat, true, r#"{"choices":[{"message":{"content":"a","content":"b"}}]}"#.into(), false),
+            (Api::Chat, true, r#"{"choices":[{"message":{"content":"caf\u00e9"}}]}"#.into(), false),
+            (Api::Chat, true, r#"{"choices":[{"message":{"con\ntent":"x"}}]}"#.into(), false),
+            (Api::Chat, true, json!({"choices": [{"message": {"content": null, "tool_calls": [{"id": "1", "type": "function", "function": {"name": "drop_tables", "arguments": "{}"}}]}, "finish_reason": "tool_calls"}]}).to_string(), false),
+            (Api::Chat, true, "not json".into(), false),
+            (Api::Chat, true, r#"{"a": 1} trailing"#.into(), false),
+            (Api::Chat, false, json!({"error": {"message": "bad"}}).to_string(), true),
+            (Api::Chat, false, json!({"error": {"message": format!("bad {email}")}}).to_string(), false),
+            (Api::Messages, true, json!({"id": "m", "type": "message", "content": [{"type": "text", "text": "hello there"}, {"type": "text", "text": "![a](http://x/y)"}], "stop_reason": "end_turn"}).to_string(), true),
+            (Api::Messages, true, json!({"id": "m", "content": [{"type": "thinking", "thinking": "hm", "signature": "s"}, {"type": "text", "text": "hi"}]}).to_string(), false),
+            (Api::Messages, true, json!({"id": "m", "content": [{"type": "tool_use", "id": "t", "name": "drop_tables", "input": {}}], "stop_reason": "tool_use"}).to_string(), false),
+            (Api::Embeddings, true, json!({"data": [{"embedding": [0.1, -2e-5, 3]}]}).to_string(), true),
+            (Api::Embeddings, false, json!({"error": {"message": "x"}}).to_string(), true),
+            (Api::Responses, true, json!({"id": "r", "output": []}).to_string(), false),
+        ];
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        bodies.push((Api::Chat, true, deep, false));
+        for (api, success, body, passes) in bodies {
+            let fast = ctx_like(&state_ctx(chat.state.clone(), (*chat.vault).clone(), api));
+            let full = ctx_like(&fast);
+            let passed = fast.pass_body(success, body.as_bytes());
+            assert_eq!(passed, passes, "{body}");
+            let sent = if passed {
+                body.clone().into_bytes()
+            } else {
+                full_path(&fast, success, body.as_bytes()).await
+            };
+            let reference = full_path(&full, success, body.as_bytes()).await;
+            let parse = |b: &[u8]| serde_json::from_slice::<Value>(b).map_err(|_| b.to_vec());
+            assert_eq!(parse(&sent), parse(&reference), "{body}");
+            assert_eq!(
+                *fast.output.lock().unwrap(),
+                *full.output.lock().unwrap(),
+                "{body}"
+            );
+            assert_eq!(fast.output_findings(), full.output_findings(), "{body}");
+        }
     }
 }

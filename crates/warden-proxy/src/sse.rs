@@ -310,7 +310,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 
 /// Whether some string in this JSON text could hold a placeholder: one needs a
 /// `<`, written as is or as a `\u` escape.
-fn may_hold_placeholder(data: &str) -> bool {
+pub(crate) fn may_hold_placeholder(data: &str) -> bool {
     memchr::memchr(b'<', data.as_bytes()).is_some()
         || memchr::memmem::find(data.as_bytes(), b"\\u").is_some()
 }
@@ -1398,7 +1398,7 @@ impl ResponsesStream {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -1432,7 +1432,7 @@ mod tests {
 
     /// A request context over the demo engines, with a vault holding the tokens
     /// of an e-mail address and a card number (returned: the placeholders).
-    async fn test_ctx(api: Api, dir: &std::path::Path) -> (Arc<ReqCtx>, Vec<String>) {
+    pub(crate) async fn test_ctx(api: Api, dir: &std::path::Path) -> (Arc<ReqCtx>, Vec<String>) {
         let mut cfg = crate::config::Config::default();
         cfg.audit.path = dir.join("audit.jsonl");
         cfg.policy.state_url = Some(format!("sqlite:{}", dir.join("state.sqlite").display()));
@@ -1451,7 +1451,7 @@ mod tests {
         (ctx_like(&state_ctx(state, vault, api)), tokens)
     }
 
-    fn state_ctx(
+    pub(crate) fn state_ctx(
         state: Arc<crate::state::AppState>,
         vault: crate::engine::Vault,
         api: Api,
@@ -1468,7 +1468,7 @@ mod tests {
     }
 
     /// A fresh context (no decisions, no text seen) for the same request.
-    fn ctx_like(c: &ReqCtx) -> Arc<ReqCtx> {
+    pub(crate) fn ctx_like(c: &ReqCtx) -> Arc<ReqCtx> {
         Arc::new(state_ctx(c.state.clone(), (*c.vault).clone(), c.api))
     }
 

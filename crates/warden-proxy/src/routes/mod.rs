@@ -536,19 +536,23 @@ async fn proxy_inner(
         }
     };
     let post = Instant::now();
-    let body_bytes = match serde_json::from_slice::<Value>(&full) {
-        Ok(mut v) => {
-            if status.is_success() {
-                ctx.finish_body(&mut v).await;
-                if api == Api::Responses {
-                    save_vault(&state, &principal.id, &v, &vault).await;
+    let body_bytes = if ctx.pass_body(status.is_success(), &full) {
+        full
+    } else {
+        match serde_json::from_slice::<Value>(&full) {
+            Ok(mut v) => {
+                if status.is_success() {
+                    ctx.finish_body(&mut v).await;
+                    if api == Api::Responses {
+                        save_vault(&state, &principal.id, &v, &vault).await;
+                    }
+                } else {
+                    crate::respond::restore_tree(&vault, &mut v);
                 }
-            } else {
-                crate::respond::restore_tree(&vault, &mut v);
+                Bytes::from(crate::jsonw::to_vec(&v, full.len() + full.len() / 8 + 64))
             }
-            Bytes::from(crate::jsonw::to_vec(&v, full.len() + full.len() / 8 + 64))
+            Err(_) => full,
         }
-        Err(_) => full,
     };
     let added = pre_ms + post.elapsed();
     state.metrics.observe(
