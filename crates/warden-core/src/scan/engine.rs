@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use regex_automata::dfa::Automaton;
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input};
 
@@ -718,22 +717,18 @@ impl Scan<'_> {
     /// One match of rule `r` in `input`: (reported start, end, match start, end).
     fn find(&mut self, r: usize, input: &Input<'_>) -> Option<(usize, usize, usize, usize)> {
         let rule = &self.inner.rules[r];
-        // Same regex, same syntax: no DFA match means no meta match. A DFA
-        // error (it never quits on these ASCII-only patterns) falls through.
-        if let Some(dfa) = &rule.dfa {
-            if rule.group == 0 {
-                // Forward DFA for the end, reverse DFA for the start: the meta
-                // regex would only repeat that with more setup per call.
-                if let Ok(m) = dfa.try_search(input) {
-                    return m.map(|m| (m.start(), m.end(), m.start(), m.end()));
-                }
-            } else if let Ok(None) = dfa.forward().try_search_fwd(input) {
-                return None;
-            }
-        }
-        let m = rule.re.search(input)?;
+        // Same regex, same syntax, same match semantics: the DFA pair finds
+        // the match the meta regex would (forward DFA for the end, reverse
+        // for the start), with less setup per call. A DFA error (it never
+        // quits on these ASCII-only patterns) falls through to the meta regex.
+        let dfa_match = rule.dfa.as_ref().and_then(|dfa| dfa.try_search(input).ok());
+        let m = match dfa_match {
+            Some(None) => return None,
+            Some(Some(m)) => m.range(),
+            None => rule.re.search(input)?.range(),
+        };
         if rule.group == 0 {
-            return Some((m.start(), m.end(), m.start(), m.end()));
+            return Some((m.start, m.end, m.start, m.end));
         }
         // Captures need a slower engine: only on a real match, and their
         // slots are allocated once per rule per scan, not per match.
@@ -741,13 +736,10 @@ impl Scan<'_> {
             self.caps.resize_with(self.inner.rules.len(), || None);
         }
         let caps = self.caps[r].get_or_insert_with(|| rule.re.create_captures());
-        let exact = input
-            .clone()
-            .range(m.start()..m.end())
-            .anchored(Anchored::Yes);
+        let exact = input.clone().range(m.clone()).anchored(Anchored::Yes);
         rule.re.search_captures(&exact, caps);
         let g = caps.get_group(rule.group)?;
-        Some((g.start, g.end, m.start(), m.end()))
+        Some((g.start, g.end, m.start, m.end))
     }
 
     /// Validate, score and record one match `s..e` (reported span) of rule `r`.
