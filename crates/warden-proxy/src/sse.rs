@@ -302,6 +302,33 @@ impl std::ops::Deref for Str<'_> {
     }
 }
 
+/// A view that only a JSON object fills. Derived struct views would also accept
+/// an array (fields by position), which the full path reads as no fields at all.
+struct Obj<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = Obj<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Obj<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Obj)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+impl<T> std::ops::Deref for Obj<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// For `Option<T>` fields that must tell a present `null` (`Some(None)` with
 /// `T = Option<_>`, or `Some` with [`IgnoredAny`]) from an absent key (`None`).
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
@@ -339,14 +366,14 @@ enum Fast {
 #[derive(Deserialize)]
 struct ChatChunkView<'a> {
     #[serde(borrow)]
-    choices: Option<Vec<ChatChoiceView<'a>>>,
+    choices: Option<Vec<Obj<ChatChoiceView<'a>>>>,
 }
 
 #[derive(Deserialize)]
 struct ChatChoiceView<'a> {
     index: Option<u64>,
     #[serde(borrow)]
-    delta: Option<ChatDeltaView<'a>>,
+    delta: Option<Obj<ChatDeltaView<'a>>>,
     logprobs: Option<IgnoredAny>,
     finish_reason: Option<IgnoredAny>,
 }
@@ -481,13 +508,13 @@ impl ChatStream {
     /// tool calls, every text delta released as it came, no choice dropped, and
     /// no held tool call to decide at a `finish_reason`.
     async fn pass_through(&mut self, data: &str, event: Option<&str>, out: &mut Vec<u8>) -> Fast {
-        let Ok(ChatChunkView {
+        let Ok(Obj(ChatChunkView {
             choices: Some(choices),
-        }) = serde_json::from_str::<ChatChunkView>(data)
+        })) = serde_json::from_str::<Obj<ChatChunkView>>(data)
         else {
             return Fast::Full;
         };
-        let held_calls = |c: &ChatChoiceView| {
+        let held_calls = |c: &Obj<ChatChoiceView>| {
             c.finish_reason.is_some()
                 && self
                     .choices
@@ -717,9 +744,9 @@ struct MessagesView<'a> {
     ty: Option<Str<'a>>,
     index: Option<u64>,
     #[serde(borrow)]
-    delta: Option<DeltaView<'a>>,
+    delta: Option<Obj<DeltaView<'a>>>,
     #[serde(borrow)]
-    content_block: Option<TypedView<'a>>,
+    content_block: Option<Obj<TypedView<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -740,12 +767,12 @@ struct ResponsesView<'a> {
     #[serde(borrow)]
     delta: Option<Str<'a>>,
     #[serde(borrow)]
-    item: Option<TypedView<'a>>,
+    item: Option<Obj<TypedView<'a>>>,
     #[serde(borrow)]
     item_id: Option<Str<'a>>,
     content_index: Option<u64>,
     #[serde(borrow)]
-    response: Option<ResponseView<'a>>,
+    response: Option<Obj<ResponseView<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -771,7 +798,7 @@ impl MessagesStream {
     /// Tool-use blocks, a `stop_reason` to rewrite and text with a placeholder
     /// to restore take the full path.
     fn pass_through(&mut self, data: &str, event: Option<&str>, out: &mut Vec<u8>) -> Fast {
-        let Ok(v) = serde_json::from_str::<MessagesView>(data) else {
+        let Ok(Obj(v)) = serde_json::from_str::<Obj<MessagesView>>(data) else {
             return Fast::Full;
         };
         let index = v.index.unwrap_or(0);
@@ -833,7 +860,7 @@ impl MessagesStream {
             }
             "message_stop" => self.ended = true,
             "message_start" if !nothing_to_restore => return Fast::Full,
-            "content_block_start" => match TypedView::ty(v.content_block.as_ref()) {
+            "content_block_start" => match TypedView::ty(v.content_block.as_deref()) {
                 "text" if nothing_to_restore => {
                     let r = Restorer::new(self.ctx.vault.clone(), false);
                     self.blocks.insert(index, Block::Text(r));
@@ -1069,12 +1096,12 @@ impl ResponsesStream {
     /// Function calls, the end of a text part, the final response and anything
     /// with a placeholder to restore take the full path.
     fn pass_through(&mut self, data: &str, event: Option<&str>, out: &mut Vec<u8>) -> Fast {
-        let Ok(v) = serde_json::from_str::<ResponsesView>(data) else {
+        let Ok(Obj(v)) = serde_json::from_str::<Obj<ResponsesView>>(data) else {
             return Fast::Full;
         };
         let item_id = v.item_id.as_deref().unwrap_or("");
         let nothing_to_restore = self.ctx.vault.is_empty() || !may_hold_placeholder(data);
-        let function_call = TypedView::ty(v.item.as_ref()) == "function_call";
+        let function_call = TypedView::ty(v.item.as_deref()) == "function_call";
         match v.ty.as_deref().unwrap_or("") {
             "response.output_item.added" | "response.output_item.done" if function_call => {
                 return Fast::Full
@@ -1632,6 +1659,10 @@ pub(crate) mod tests {
             json!({"content": "\u{1b}[31m"}),
             json!("length")
         )])));
+        // Views by position: arrays where the full path expects objects.
+        s += &data(&json!([[{"index": 0, "delta": {"content": "arr"}}]]));
+        s += &data(&json!({"choices": [[0, {"content": "pos"}]]}));
+        s += &data(&json!({"choices": [{"index": 0, "delta": ["pos"]}]}));
         s += "data: [DONE]\n\n";
         same_with_and_without_pass_through(&base, &s).await;
     }
@@ -1734,6 +1765,22 @@ pub(crate) mod tests {
         );
         s += "event: message_delta\ndata: {\"type\":\"message_delta\",\"type\":\"x\"}\n\n";
         s += "data: not json\n\n";
+        s += &named(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": 5, "content_block": {"type": "text", "text": ""}}),
+        );
+        s += &named(
+            "content_block_delta",
+            &json!(["content_block_delta", 5, {"text": "arr"}]),
+        );
+        s += &named(
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": 5, "delta": ["arr"]}),
+        );
+        s += &named(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": 5}),
+        );
         s += &named("message_stop", &json!({"type": "message_stop"}));
         same_with_and_without_pass_through(&base, &s).await;
         // Every tool call denied: the stop reason is rewritten.
@@ -1854,6 +1901,10 @@ pub(crate) mod tests {
         s += &ev(
             "response.output_text.delta",
             json!({"item_id": "msg_2", "delta": 5}),
+        );
+        s += &named(
+            "response.output_text.delta",
+            &json!(["response.output_text.delta", "msg_1", 0, "arr"]),
         );
         s += &ev(
             "response.completed",
