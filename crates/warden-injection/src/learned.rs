@@ -236,8 +236,8 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             dims_log2: 16,
-            epochs: 8,
-            l2: 1e-3,
+            epochs: 16,
+            l2: 1e-4,
             eta0: 0.2,
             seed: 0x5eed_1a7e,
             prior: 0.1,
@@ -336,6 +336,26 @@ impl LinearModel {
             .map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8)
             .collect();
         LinearModel::from_parts(cfg.dims_log2, bias, scale, weights)
+    }
+
+    /// The same model with its log-odds mapped through `slope * z + offset`
+    /// (Platt scaling): how the trainer calibrates the probability against
+    /// out-of-fold scores so the detector can combine it with the rules.
+    /// Folded into the stored scale and bias, so scoring costs nothing extra.
+    pub fn recalibrated(&self, slope: f32, offset: f32) -> LinearModel {
+        LinearModel::from_parts(
+            self.dims_log2,
+            self.bias * slope + offset,
+            self.scale * slope,
+            self.weights.clone(),
+        )
+    }
+
+    /// The log-odds behind a probability from [`Classifier::score`], finite
+    /// even where the probability rounded to 0 or 1.
+    pub fn logit(p: f32) -> f32 {
+        let p = p.clamp(1e-7, 1.0 - 1e-7);
+        (p / (1.0 - p)).ln()
     }
 
     fn from_parts(dims_log2: u32, bias: f32, scale: f32, weights: Vec<i8>) -> LinearModel {
