@@ -151,6 +151,40 @@ async fn chat_stream_restores_split_placeholders() {
     v.stop().await;
 }
 
+/// Text held back at a chunk edge (here a trailing "<EM" that could start a
+/// vault token) is released after the text of the chunk that carries the
+/// `finish_reason`, not before it.
+#[tokio::test]
+async fn chat_stream_keeps_order_when_the_last_text_chunk_finishes() {
+    let (_vendor, v) = start_vendor().await;
+    let p = start_proxy(&v, |_| {}).await;
+    // "You said: mail <EMAIL_1> <EM" is 28 characters: the vendor's last
+    // 4-character piece is " <EM", sent with finish_reason "stop".
+    let text = format!("mail {EMAIL} <EM");
+    let r = post(
+        &p.url("/v1/chat/completions"),
+        json!({"model": "finish_with_text", "stream": true, "messages": [{"role": "user", "content": text}]}),
+    )
+    .await;
+    let body = r.text().await.unwrap();
+    let events = sse_events(&body);
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let mut out = String::new();
+    let mut finish_seen = false;
+    for (_, d) in &events[..events.len() - 1] {
+        let c: Value = serde_json::from_str(d).unwrap();
+        assert!(!finish_seen, "a chunk after the finish_reason: {d}");
+        if let Some(s) = c["choices"][0]["delta"]["content"].as_str() {
+            out.push_str(s);
+        }
+        finish_seen = c["choices"][0]["finish_reason"].is_string();
+    }
+    assert!(finish_seen);
+    assert_eq!(out, format!("You said: {text}"));
+    p.run.stop().await;
+    v.stop().await;
+}
+
 #[tokio::test]
 async fn anthropic_stream_restores_and_keeps_thinking() {
     let (_vendor, v) = start_vendor().await;

@@ -10,7 +10,8 @@
 //! - `broken`: streams a little, then drops the connection;
 //! - `stall`: streams half, then goes silent for 3 s (read timeout mid-stream);
 //! - `error500`: answers 500 with a vendor error;
-//! - `thinking`: Anthropic reply with a signed thinking block before the text.
+//! - `thinking`: Anthropic reply with a signed thinking block before the text;
+//! - `finish_with_text`: Chat stream whose last text piece carries the `finish_reason`.
 //!
 //! Streams are cut into 7-byte network chunks, so SSE events, placeholders and
 //! multi-byte characters are split across reads.
@@ -273,10 +274,19 @@ async fn handle(
             Value::Null,
         )];
         if tools.is_empty() {
-            for p in pieces(&format!("You said: {text}"), 4) {
-                ev.push(chunk(json!({"content": p}), Value::Null));
+            let ps = pieces(&format!("You said: {text}"), 4);
+            let last = ps.len().saturating_sub(1);
+            for (i, p) in ps.into_iter().enumerate() {
+                let finish = if model == "finish_with_text" && i == last {
+                    json!("stop")
+                } else {
+                    Value::Null
+                };
+                ev.push(chunk(json!({"content": p}), finish));
             }
-            ev.push(chunk(json!({}), json!("stop")));
+            if model != "finish_with_text" {
+                ev.push(chunk(json!({}), json!("stop")));
+            }
         } else {
             for (i, (n, a)) in tools.iter().enumerate() {
                 ev.push(chunk(json!({"tool_calls": [{"index": i, "id": format!("call_{i}"), "type": "function", "function": {"name": n, "arguments": ""}}]}), Value::Null));
