@@ -288,6 +288,13 @@ impl ReqCtx {
             if had_calls && kept.is_empty() {
                 msg.remove("tool_calls");
             }
+            // The deprecated `function_call` would bypass the tool policy.
+            if let Some(fc) = msg.remove("function_call") {
+                let name = fc.get("name").and_then(Value::as_str).unwrap_or("");
+                let v = crate::sse::legacy_function_call_denied();
+                self.decide_recorded(name, &v);
+                refusals.push(refusal_text(name, &v));
+            }
             if !refusals.is_empty() {
                 let prev = msg
                     .get("content")
@@ -301,7 +308,10 @@ impl ReqCtx {
                 };
                 msg.insert("content".into(), Value::String(text));
                 if kept.is_empty()
-                    && choice.get("finish_reason").and_then(Value::as_str) == Some("tool_calls")
+                    && matches!(
+                        choice.get("finish_reason").and_then(Value::as_str),
+                        Some("tool_calls" | "function_call")
+                    )
                 {
                     choice["finish_reason"] = json!("stop");
                 }

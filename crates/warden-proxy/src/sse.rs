@@ -400,6 +400,17 @@ struct ChatCall {
 struct ChatChoice {
     restorer: Restorer,
     calls: BTreeMap<u64, ChatCall>,
+    /// Name of a legacy `function_call` in the stream (refused at the end).
+    legacy: Option<String>,
+}
+
+/// The verdict on a legacy Chat `function_call` (the deprecated `functions`
+/// API): the policy validates `tool_calls`, so these are refused.
+pub(crate) fn legacy_function_call_denied() -> CallVerdict {
+    CallVerdict::deny(
+        "warden.legacy_function_call",
+        "legacy function_call is not supported; send tools instead of functions",
+    )
 }
 
 /// OpenAI Chat Completions stream state.
@@ -439,6 +450,7 @@ impl ChatStream {
         self.choices.entry(idx).or_insert_with(|| ChatChoice {
             restorer: Restorer::new(vault, false),
             calls: BTreeMap::new(),
+            legacy: None,
         })
     }
 
@@ -458,6 +470,11 @@ impl ChatStream {
             );
         }
         let (mut allowed, mut refusals) = (Vec::new(), Vec::new());
+        if let Some(name) = st.legacy.take() {
+            let v = legacy_function_call_denied();
+            self.ctx.decide_recorded(&name, &v);
+            refusals.push(refusal_text(&name, &v));
+        }
         for (_, call) in std::mem::take(&mut st.calls) {
             self.held = self.held.saturating_sub(call.args.len());
             let verdict = if call.overflow {
@@ -519,7 +536,7 @@ impl ChatStream {
                 && self
                     .choices
                     .get(&c.index.unwrap_or(0))
-                    .is_some_and(|st| !st.calls.is_empty())
+                    .is_some_and(|st| !st.calls.is_empty() || st.legacy.is_some())
         };
         if choices.iter().any(held_calls) {
             return Fast::Full;
@@ -624,6 +641,14 @@ impl ChatStream {
                         });
                         delta.insert("content".into(), Value::String(r));
                     }
+                    // The deprecated `function_call` is never released: it
+                    // would bypass the tool policy (refused at the finish).
+                    if let Some(fc) = delta.remove("function_call") {
+                        let name = st.legacy.get_or_insert_with(String::new);
+                        if let Some(n) = fc.get("name").and_then(Value::as_str) {
+                            name.push_str(n);
+                        }
+                    }
                     if let Some(Value::Array(tcs)) = delta.remove("tool_calls") {
                         for tc in tcs {
                             let i = tc.get("index").and_then(Value::as_u64).unwrap_or(0);
@@ -674,7 +699,10 @@ impl ChatStream {
             let finish = choice.get("finish_reason").cloned().unwrap_or(Value::Null);
             if !finish.is_null() {
                 let (allowed, denied) = self.flush_choice(idx, out).await;
-                if denied > 0 && allowed == 0 && finish.as_str() == Some("tool_calls") {
+                if denied > 0
+                    && allowed == 0
+                    && matches!(finish.as_str(), Some("tool_calls" | "function_call"))
+                {
                     choice["finish_reason"] = json!("stop");
                 }
             }

@@ -321,6 +321,61 @@ async fn chat_tool_calls_validated_non_stream() {
     v.stop().await;
 }
 
+/// The deprecated Chat `function_call` would bypass the tool policy: it is
+/// refused (and audited), streaming or not, even for a call the policy allows.
+#[tokio::test]
+async fn legacy_function_calls_are_refused() {
+    let (_vendor, v) = start_vendor().await;
+    let p = start_proxy(&v, |_| {}).await;
+    let content = tool_text("issue_refund", ok_refund());
+    let r = post(
+        &p.url("/v1/chat/completions"),
+        json!({"model": "legacy_tool", "messages": [{"role": "user", "content": content}]}),
+    )
+    .await;
+    let b: Value = r.json().await.unwrap();
+    let m = &b["choices"][0]["message"];
+    assert!(m.get("function_call").is_none(), "{b}");
+    assert!(
+        m["content"]
+            .as_str()
+            .unwrap()
+            .contains("warden.legacy_function_call"),
+        "{b}"
+    );
+    assert_eq!(b["choices"][0]["finish_reason"], "stop");
+
+    let r = post(
+        &p.url("/v1/chat/completions"),
+        json!({"model": "legacy_tool", "stream": true, "messages": [{"role": "user", "content": content}]}),
+    )
+    .await;
+    let events = sse_events(&r.text().await.unwrap());
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let (mut text, mut finish) = (String::new(), Value::Null);
+    for (_, d) in &events[..events.len() - 1] {
+        let c: Value = serde_json::from_str(d).unwrap();
+        let ch = &c["choices"][0];
+        assert!(ch["delta"].get("function_call").is_none(), "released: {d}");
+        if let Some(s) = ch["delta"]["content"].as_str() {
+            text.push_str(s);
+        }
+        if !ch["finish_reason"].is_null() {
+            finish = ch["finish_reason"].clone();
+        }
+    }
+    assert!(text.contains("warden.legacy_function_call"), "{text}");
+    assert_eq!(finish, "stop");
+    let audit = p.audit_text();
+    assert_eq!(
+        audit.matches("warden.legacy_function_call").count(),
+        2,
+        "{audit}"
+    );
+    p.run.stop().await;
+    v.stop().await;
+}
+
 #[tokio::test]
 async fn unknown_placeholder_in_tool_args_is_denied() {
     let (_vendor, v) = start_vendor().await;

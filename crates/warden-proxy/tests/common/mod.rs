@@ -11,7 +11,8 @@
 //! - `stall`: streams half, then goes silent for 3 s (read timeout mid-stream);
 //! - `error500`: answers 500 with a vendor error;
 //! - `thinking`: Anthropic reply with a signed thinking block before the text;
-//! - `finish_with_text`: Chat stream whose last text piece carries the `finish_reason`.
+//! - `finish_with_text`: Chat stream whose last text piece carries the `finish_reason`;
+//! - `legacy_tool`: like `tool`, as a deprecated Chat `function_call` (first call only).
 //!
 //! Streams are cut into 7-byte network chunks, so SSE events, placeholders and
 //! multi-byte characters are split across reads.
@@ -244,6 +245,35 @@ async fn handle(
         return Json(json!({"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}], "model": model})).into_response();
     }
     if path.ends_with("/chat/completions") {
+        if model == "legacy_tool" {
+            let (n, a) = tool_specs(&text).remove(0);
+            if !stream {
+                return Json(json!({
+                    "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "function_call": {"name": n, "arguments": a}}, "logprobs": null, "finish_reason": "function_call"}]
+                }))
+                .into_response();
+            }
+            let base = json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model});
+            let chunk = |delta: Value, finish: Value| {
+                let mut c = base.clone();
+                c["choices"] = json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]);
+                sse(&c)
+            };
+            let mut ev = vec![chunk(
+                json!({"role": "assistant", "content": null, "function_call": {"name": n, "arguments": ""}}),
+                Value::Null,
+            )];
+            for p in pieces(&a, 5) {
+                ev.push(chunk(
+                    json!({"function_call": {"arguments": p}}),
+                    Value::Null,
+                ));
+            }
+            ev.push(chunk(json!({}), json!("function_call")));
+            ev.push("data: [DONE]\n\n".into());
+            return sse_resp(ev);
+        }
         let tools = if model == "tool" {
             tool_specs(&text)
         } else {
