@@ -33,7 +33,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::finding::Finding;
 use crate::redact::repeats::Repeats;
@@ -226,6 +226,52 @@ fn walk<'a>(value: &'a Value, mut visit: impl FnMut(&[Seg<'a>], Node<'a>)) {
     }
 }
 
+/// Every object of `value`, in the order [`walk`] visits them, without
+/// recursion.
+fn objects(value: &Value) -> impl Iterator<Item = &Map<String, Value>> {
+    let mut stack = vec![value];
+    std::iter::from_fn(move || {
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::Array(items) => stack.extend(items.iter().rev().filter(|v| is_container(v))),
+                Value::Object(map) => {
+                    stack.extend(map.values().rev().filter(|v| is_container(v)));
+                    return Some(map);
+                }
+                _ => {}
+            }
+        }
+        None
+    })
+}
+
+/// Calls `f` with every object of `value`, in the order of [`objects`],
+/// before descending into it.
+fn for_each_object_mut(value: &mut Value, mut f: impl FnMut(&mut Map<String, Value>)) {
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Array(items) => stack.extend(items.iter_mut().rev().filter(|v| is_container(v))),
+            Value::Object(map) => {
+                f(map);
+                stack.extend(map.values_mut().rev().filter(|v| is_container(v)));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Renames the members of `map` in place, keeping their order: the `i`-th
+/// key becomes `names[i]` where that is set. The caller ensures the new
+/// keys are distinct.
+fn rename_members(map: &mut Map<String, Value>, mut names: Vec<Option<String>>) {
+    let old = std::mem::take(map);
+    for (i, (k, v)) in old.into_iter().enumerate() {
+        let name = names.get_mut(i).and_then(Option::take);
+        map.insert(name.unwrap_or(k), v);
+    }
+}
+
 fn is_container(v: &Value) -> bool {
     matches!(v, Value::Array(_) | Value::Object(_))
 }
@@ -394,20 +440,16 @@ pub fn redact_json(
     let renaming = new_keys.iter().any(Option::is_some);
     if renaming {
         let mut names = new_keys.iter();
-        let mut stack = vec![&*value];
-        while let Some(v) = stack.pop() {
-            match v {
-                Value::Array(items) => stack.extend(items.iter().rev().filter(|v| is_container(v))),
-                Value::Object(map) => {
-                    let mut seen: HashSet<&str> = HashSet::with_capacity(map.len());
-                    for (k, name) in map.keys().zip(names.by_ref()) {
-                        if !seen.insert(name.as_deref().unwrap_or(k)) {
-                            return Err(JsonError::KeyCollision);
-                        }
-                    }
-                    stack.extend(map.values().rev().filter(|v| is_container(v)));
+        for map in objects(value) {
+            let mine: Vec<&Option<String>> = names.by_ref().take(map.len()).collect();
+            if mine.iter().all(|n| n.is_none()) {
+                continue;
+            }
+            let mut seen: HashSet<&str> = HashSet::with_capacity(map.len());
+            for (k, name) in map.keys().zip(mine) {
+                if !seen.insert(name.as_deref().unwrap_or(k)) {
+                    return Err(JsonError::KeyCollision);
                 }
-                _ => {}
             }
         }
     }
@@ -439,26 +481,12 @@ pub fn redact_json(
     // Pass 4: rename the keys, which pass 2 showed cannot collide.
     if renaming {
         let mut names = new_keys.into_iter();
-        let mut stack = vec![value];
-        while let Some(v) = stack.pop() {
-            match v {
-                Value::Array(items) => {
-                    stack.extend(items.iter_mut().rev().filter(|v| is_container(v)))
-                }
-                Value::Object(map) => {
-                    let mut mine: Vec<Option<String>> = names.by_ref().take(map.len()).collect();
-                    if mine.iter().any(Option::is_some) {
-                        let old = std::mem::take(map);
-                        for (i, (k, v)) in old.into_iter().enumerate() {
-                            let name = mine.get_mut(i).and_then(Option::take);
-                            map.insert(name.unwrap_or(k), v);
-                        }
-                    }
-                    stack.extend(map.values_mut().rev().filter(|v| is_container(v)));
-                }
-                _ => {}
+        for_each_object_mut(value, |map| {
+            let mine: Vec<Option<String>> = names.by_ref().take(map.len()).collect();
+            if mine.iter().any(Option::is_some) {
+                rename_members(map, mine);
             }
-        }
+        });
     }
     out.append(&mut keyed);
     Ok(out)
@@ -486,34 +514,24 @@ pub fn restore_json_value(vault: &Vault, value: &mut Value) {
     });
     // Keys renamed by `redact_json` get their names back; an object whose
     // restored names would clash keeps its tokens, so nothing is dropped.
-    let mut stack = vec![value];
-    while let Some(v) = stack.pop() {
-        match v {
-            Value::Array(items) => stack.extend(items.iter_mut().rev().filter(|v| is_container(v))),
-            Value::Object(map) => {
-                if map.keys().any(|k| k.contains('<')) {
-                    let names: Vec<String> = map
-                        .keys()
-                        .map(|k| {
-                            if k.contains('<') {
-                                vault.restore(k)
-                            } else {
-                                k.clone()
-                            }
-                        })
-                        .collect();
-                    let mut seen = HashSet::with_capacity(names.len());
-                    let unique = names.iter().all(|n| seen.insert(n.as_str()));
-                    if unique && names.iter().zip(map.keys()).any(|(n, k)| n != k) {
-                        let old = std::mem::take(map);
-                        for ((_, v), name) in old.into_iter().zip(names) {
-                            map.insert(name, v);
-                        }
-                    }
-                }
-                stack.extend(map.values_mut().rev().filter(|v| is_container(v)));
-            }
-            _ => {}
+    for_each_object_mut(value, |map| {
+        if !map.keys().any(|k| k.contains('<')) {
+            return;
         }
-    }
+        let names: Vec<String> = map
+            .keys()
+            .map(|k| {
+                if k.contains('<') {
+                    vault.restore(k)
+                } else {
+                    k.clone()
+                }
+            })
+            .collect();
+        let mut seen = HashSet::with_capacity(names.len());
+        let unique = names.iter().all(|n| seen.insert(n.as_str()));
+        if unique && names.iter().zip(map.keys()).any(|(n, k)| n != k) {
+            rename_members(map, names.into_iter().map(Some).collect());
+        }
+    });
 }
