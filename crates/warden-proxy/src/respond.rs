@@ -52,6 +52,15 @@ pub struct ReqCtx {
 /// How much model text is kept per request for the output-side checks.
 const OUTPUT_CHECK_BYTES: usize = 64 * 1024;
 
+/// The verdict on a legacy Chat `function_call` (the deprecated `functions`
+/// API): the policy validates `tool_calls`, so these are refused.
+pub(crate) fn legacy_function_call_denied() -> CallVerdict {
+    CallVerdict::deny(
+        "warden.legacy_function_call",
+        "legacy function_call is not supported; send tools instead of functions",
+    )
+}
+
 /// Text that replaces a denied tool call.
 pub fn refusal_text(name: &str, v: &CallVerdict) -> String {
     let why = if v.messages.is_empty() {
@@ -291,7 +300,7 @@ impl ReqCtx {
             // The deprecated `function_call` would bypass the tool policy.
             if let Some(fc) = msg.remove("function_call") {
                 let name = fc.get("name").and_then(Value::as_str).unwrap_or("");
-                let v = crate::sse::legacy_function_call_denied();
+                let v = legacy_function_call_denied();
                 self.decide_recorded(name, &v);
                 refusals.push(refusal_text(name, &v));
             }

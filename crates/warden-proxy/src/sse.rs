@@ -23,7 +23,9 @@ use serde_json::{json, Value};
 
 use crate::convo::Api;
 use crate::engine::{CallVerdict, Restorer};
-use crate::respond::{refusal_message_item, refusal_text, restore_tree, ReqCtx};
+use crate::respond::{
+    legacy_function_call_denied, refusal_message_item, refusal_text, restore_tree, ReqCtx,
+};
 
 /// One parsed event.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -402,15 +404,6 @@ struct ChatChoice {
     calls: BTreeMap<u64, ChatCall>,
     /// Name of a legacy `function_call` in the stream (refused at the end).
     legacy: Option<String>,
-}
-
-/// The verdict on a legacy Chat `function_call` (the deprecated `functions`
-/// API): the policy validates `tool_calls`, so these are refused.
-pub(crate) fn legacy_function_call_denied() -> CallVerdict {
-    CallVerdict::deny(
-        "warden.legacy_function_call",
-        "legacy function_call is not supported; send tools instead of functions",
-    )
 }
 
 /// OpenAI Chat Completions stream state.
