@@ -249,7 +249,9 @@ pub(super) struct DigitGate {
     starts: u16,
     /// The required characters; `requires_min` 0 when there are none.
     requires: super::ByteSet,
-    /// Bit per separator kind (see `RUN_SEP`) among the required characters.
+    /// Bit per separator kind (see `RUN_SEP`) among the required characters;
+    /// required characters that are not separators (kind 0) are never
+    /// inside a run, so they have no bit.
     requires_kinds: u16,
     requires_min: usize,
     letters_before: usize,
@@ -286,7 +288,8 @@ impl DigitGate {
             requires: super::ByteSet::of(requires),
             requires_kinds: requires
                 .bytes()
-                .fold(0u16, |m, b| m | 1 << RUN_SEP[usize::from(b)]),
+                .fold(0u16, |m, b| m | 1 << RUN_SEP[usize::from(b)])
+                & !1,
             requires_min: if requires.is_empty() {
                 0
             } else {
@@ -327,8 +330,7 @@ impl DigitGate {
     /// when one touches the run.
     #[inline]
     fn requires_met(&self, text: &[u8], start: usize, end: usize, seps: &[u32; 9]) -> bool {
-        // Kind 0 (not a separator) is never counted inside the run.
-        let mut kinds = self.requires_kinds & !1;
+        let mut kinds = self.requires_kinds;
         let mut inside = 0usize;
         while kinds != 0 {
             inside += seps[kinds.trailing_zeros() as usize] as usize;
