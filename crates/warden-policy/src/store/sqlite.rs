@@ -18,6 +18,12 @@ pub(crate) struct SqliteStore {
     pool: Arc<Mutex<Vec<Connection>>>,
 }
 
+/// Held while a connection is set up (for every store of the process, as
+/// two stores may share a file): two connections switching a new file to
+/// WAL and creating its schema at once can get "database is locked" at
+/// once, without the busy timeout applying.
+static OPENING: Mutex<()> = Mutex::new(());
+
 const POOL_MAX: usize = 8;
 
 impl SqliteStore {
@@ -58,7 +64,10 @@ impl SqliteStore {
             let conn = pool.lock().ok().and_then(|mut p| p.pop());
             let mut conn = match conn {
                 Some(c) => c,
-                None => Self::open(&path)?,
+                None => {
+                    let _one_at_a_time = OPENING.lock();
+                    Self::open(&path)?
+                }
             };
             let r = f(&mut conn);
             if let Ok(mut p) = pool.lock() {
