@@ -259,13 +259,16 @@ impl Detector {
     pub fn check(&self, text: &str, source: Source) -> InjectionResult {
         let analysis = self.analyse(text, source);
         let mut evidence = analysis.evidence;
-        // Noisy-OR over the strongest hit of each distinct rule.
-        let mut best: HashMap<&str, f32> = HashMap::new();
-        for e in &evidence {
-            let w = best.entry(&e.rule).or_insert(0.0);
-            *w = w.max(e.weight);
+        // Noisy-OR over the strongest hit of each distinct rule, multiplied
+        // in rule-id order: a fixed order keeps the float product, and so
+        // the score, the same from run to run.
+        let mut best: Vec<(&str, f32)> = evidence.iter().map(|e| (&*e.rule, e.weight)).collect();
+        best.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut rule_keep = 1.0f32;
+        for group in best.chunk_by(|a, b| a.0 == b.0) {
+            let w = group.iter().fold(0.0f32, |w, g| w.max(g.1));
+            rule_keep *= 1.0 - w.clamp(0.0, 1.0);
         }
-        let rule_keep: f32 = best.values().map(|w| 1.0 - w.clamp(0.0, 1.0)).product();
         let score = (1.0 - rule_keep).clamp(0.0, 1.0);
         let t = self.config.thresholds(source);
         let verdict = if score >= t.block {
