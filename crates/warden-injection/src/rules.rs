@@ -7,7 +7,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::automaton::StateID;
+use aho_corasick::nfa::contiguous;
+use aho_corasick::{dfa, Anchored, MatchKind};
 use serde::Deserialize;
 
 use crate::canon::{canonicalize, fold_term, is_cjk, is_word, Input, Map, View};
@@ -184,10 +187,80 @@ pub(crate) struct Hit {
 #[derive(Debug)]
 pub(crate) struct RuleSet {
     pub rules: Vec<CompiledRule>,
-    ac: AhoCorasick,
+    ac: Matcher,
     terms: Vec<Vec<Term>>,
-    ac_folded: AhoCorasick,
+    ac_folded: Matcher,
     terms_folded: Vec<Vec<Term>>,
+}
+
+/// The Aho-Corasick automaton of one lexicon: a DFA, or the contiguous NFA
+/// where the DFA would be too large.
+#[derive(Debug)]
+enum Matcher {
+    Dfa(dfa::DFA),
+    Nfa(contiguous::NFA),
+}
+
+impl Matcher {
+    fn new(patterns: &[String]) -> Result<Matcher, Error> {
+        // No prefilter: the scan below never skips, so start states need not
+        // be special.
+        dfa::DFA::builder()
+            .match_kind(MatchKind::Standard)
+            .prefilter(false)
+            .build(patterns)
+            .map(Matcher::Dfa)
+            .or_else(|_| {
+                contiguous::NFA::builder()
+                    .match_kind(MatchKind::Standard)
+                    .prefilter(false)
+                    .build(patterns)
+                    .map(Matcher::Nfa)
+            })
+            .map_err(|e| Error::pack("injection rules", None, e.to_string()))
+    }
+
+    /// Calls `f(pattern, start, end)` for every occurrence of every pattern
+    /// in `hay`, in the order of aho-corasick's overlapping iterator (by end,
+    /// then in the order of the state's match list), with the state kept in
+    /// registers rather than in the iterator.
+    fn overlapping(&self, hay: &[u8], f: impl FnMut(usize, usize, usize)) {
+        match self {
+            Matcher::Dfa(a) => scan_overlapping(a, hay, f),
+            Matcher::Nfa(a) => scan_overlapping(a, hay, f),
+        }
+    }
+}
+
+fn scan_overlapping<A: Automaton>(aut: &A, hay: &[u8], mut f: impl FnMut(usize, usize, usize)) {
+    let mut ends = Vec::new();
+    match_states(aut, hay, &mut ends);
+    for (sid, end) in ends {
+        for k in 0..aut.match_len(sid) {
+            let pid = aut.match_pattern(sid, k);
+            f(pid.as_usize(), end - aut.pattern_len(pid), end);
+        }
+    }
+}
+
+/// The match states `hay` passes through, with the end offset of their
+/// matches. A loop of its own, so the automaton stays in registers.
+#[inline(never)]
+fn match_states<A: Automaton>(aut: &A, hay: &[u8], out: &mut Vec<(StateID, usize)>) {
+    // Lexicon terms are never empty, so the start state is not a match.
+    let Ok(mut sid) = aut.start_state(Anchored::No) else {
+        return;
+    };
+    let mut end = 0;
+    for &b in hay {
+        end += 1;
+        sid = aut.next_state(Anchored::No, sid, b);
+        // Without a prefilter the special states are the match states and
+        // the dead state (unreachable in an unanchored search).
+        if aut.is_special(sid) && aut.is_match(sid) {
+            out.push((sid, end));
+        }
+    }
 }
 
 struct Lexicon {
@@ -213,18 +286,8 @@ impl Lexicon {
         }
         self.terms[id].push(term);
     }
-    fn build(self) -> Result<(AhoCorasick, Vec<Vec<Term>>), Error> {
-        let ac = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&self.patterns)
-            .or_else(|_| {
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::Standard)
-                    .build(&self.patterns)
-            })
-            .map_err(|e| Error::pack("injection rules", None, e.to_string()))?;
-        Ok((ac, self.terms))
+    fn build(self) -> Result<(Matcher, Vec<Vec<Term>>), Error> {
+        Ok((Matcher::new(&self.patterns)?, self.terms))
     }
 }
 
@@ -358,17 +421,17 @@ impl RuleSet {
         // (rule, role, start, end) in view bytes.
         let mut raw: Vec<(u32, Role, usize, usize)> = Vec::new();
         let text = view.text.as_str();
-        for m in ac.find_overlapping_iter(text) {
-            for t in &terms[m.pattern().as_usize()] {
-                if t.left_bound && text[..m.start()].chars().next_back().is_some_and(is_word) {
+        ac.overlapping(text.as_bytes(), |pattern, start, end| {
+            for t in &terms[pattern] {
+                if t.left_bound && text[..start].chars().next_back().is_some_and(is_word) {
                     continue;
                 }
-                if t.right_bound && text[m.end()..].chars().next().is_some_and(is_word) {
+                if t.right_bound && text[end..].chars().next().is_some_and(is_word) {
                     continue;
                 }
-                raw.push((t.rule, t.role, m.start(), m.end()));
+                raw.push((t.rule, t.role, start, end));
             }
-        }
+        });
         raw.sort_unstable_by_key(|r| (r.0, r.2));
         let mut i = 0;
         while i < raw.len() {
@@ -540,5 +603,121 @@ pub(crate) fn top_input(text: &str) -> Input {
         text: text.to_string(),
         map: Map::Identity(0),
         depth: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every lexicon term of the built-in packs, canonical and folded, and
+    /// the automata under test and of reference, built once.
+    struct Fixture {
+        patterns: Vec<String>,
+        dfa: Matcher,
+        nfa: Matcher,
+        reference: aho_corasick::AhoCorasick,
+    }
+
+    fn fixture() -> &'static Fixture {
+        static F: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
+        F.get_or_init(|| {
+            let mut patterns = Vec::new();
+            for pack in crate::builtin_packs().expect("builtin packs") {
+                for r in &pack.rules {
+                    for raw in [&r.verbs, &r.scopes, &r.objects, &r.phrases, &r.keywords]
+                        .into_iter()
+                        .flatten()
+                    {
+                        let body = canon_term(raw.trim_matches('*'));
+                        if let Some(f) = fold_term(&body) {
+                            patterns.push(f);
+                        }
+                        patterns.push(body);
+                    }
+                }
+            }
+            patterns.sort();
+            patterns.dedup();
+            let dfa = Matcher::new(&patterns).expect("dfa");
+            assert!(matches!(dfa, Matcher::Dfa(_)));
+            let nfa = Matcher::Nfa(
+                contiguous::NFA::builder()
+                    .match_kind(MatchKind::Standard)
+                    .build(&patterns)
+                    .expect("nfa"),
+            );
+            // aho-corasick's own overlapping iterator, as `match_view` used it.
+            let reference = aho_corasick::AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(&patterns)
+                .expect("reference automaton");
+            Fixture {
+                patterns,
+                dfa,
+                nfa,
+                reference,
+            }
+        })
+    }
+
+    fn reference(hay: &str) -> Vec<(usize, usize, usize)> {
+        fixture()
+            .reference
+            .find_overlapping_iter(hay)
+            .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+            .collect()
+    }
+
+    fn scanned(m: &Matcher, hay: &str) -> Vec<(usize, usize, usize)> {
+        let mut got = Vec::new();
+        m.overlapping(hay.as_bytes(), |p, s, e| got.push((p, s, e)));
+        got
+    }
+
+    #[test]
+    fn overlapping_scan_matches_aho_corasick_on_the_corpora() {
+        let fx = fixture();
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/corpora/");
+        let mut texts = 0;
+        let mut hits = 0;
+        for f in ["injection.jsonl", "injection-multilingual.jsonl"] {
+            let src = std::fs::read_to_string(format!("{root}{f}")).expect("corpus");
+            for line in src.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).expect("jsonl");
+                let text = crate::canonical(v["text"].as_str().unwrap_or_default());
+                let want = reference(&text);
+                assert_eq!(scanned(&fx.dfa, &text), want, "{text:?}");
+                assert_eq!(scanned(&fx.nfa, &text), want, "{text:?}");
+                texts += 1;
+                hits += want.len();
+            }
+        }
+        assert!(texts > 600 && hits > 1000, "{texts} texts, {hits} hits");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Overlapping terms, repeats, cut-off terms, Unicode and junk between them.
+        #[test]
+        fn overlapping_scan_matches_aho_corasick(
+            picks in proptest::collection::vec((0usize..10_000, "[ a-z.\n]{0,3}|\\PC{0,2}"), 0..24)
+        ) {
+            let fx = fixture();
+            let mut hay = String::new();
+            for (k, glue) in &picks {
+                let p = &fx.patterns[k % fx.patterns.len()];
+                // Half the time only a prefix of the term: partial matches.
+                let mut cut = if k % 2 == 0 { p.len() } else { p.len() / 2 + 1 };
+                while !p.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                hay.push_str(&p[..cut]);
+                hay.push_str(glue);
+            }
+            let want = reference(&hay);
+            proptest::prop_assert_eq!(scanned(&fx.dfa, &hay), want.clone());
+            proptest::prop_assert_eq!(scanned(&fx.nfa, &hay), want);
+        }
     }
 }
