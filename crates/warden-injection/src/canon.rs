@@ -144,7 +144,9 @@ fn is_mark(c: char) -> bool {
         && !c.is_whitespace()
 }
 
-/// 1 for the bytes `is_word` accepts on ASCII (alphanumeric or `_`).
+/// 1 for the bytes `is_word` accepts on ASCII (alphanumeric or `_`): the
+/// reference for [`ascii_word_bits`].
+#[cfg(test)]
 const ASCII_WORD_BYTE: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut i = 0;
@@ -155,6 +157,27 @@ const ASCII_WORD_BYTE: [u8; 256] = {
     }
     t
 };
+
+/// Bit `j` set when byte `j` of `x` (eight ASCII bytes, little-endian) is
+/// a word byte (alphanumeric or `_`), without a branch.
+#[inline(always)]
+fn ascii_word_bits(x: u64) -> u64 {
+    const fn splat(b: u8) -> u64 {
+        0x0101_0101_0101_0101 * b as u64
+    }
+    // Every byte is below 0x80, so these sums never carry into the next
+    // byte: bit 7 of a byte of `at_least` is set when it is >= `lo`, of
+    // `above` when it is > `hi`.
+    let at_least = |v: u64, lo: u8| v + splat(0x80 - lo);
+    let above = |v: u64, hi: u8| v + splat(0x7f - hi);
+    let in_range = |v: u64, lo: u8, hi: u8| at_least(v, lo) & !above(v, hi);
+    // Setting bit 5 maps `A-Z` onto `a-z` and nothing else into it.
+    let folded = x | splat(0x20);
+    let word = (in_range(folded, b'a', b'z') | in_range(x, b'0', b'9') | in_range(x, b'_', b'_'))
+        & splat(0x80);
+    // Bit 7 of byte `j` to bit `j`: the products land on distinct bits.
+    (word >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
 
 /// Token starts of a view, for [`View::token_index`].
 #[derive(Debug)]
@@ -177,11 +200,17 @@ impl Tokens {
         let mut before = Vec::with_capacity(b.len() / 64 + 2);
         let mut total = 0u32;
         let mut carry = 0u64;
-        for block in b.chunks(64) {
-            // `is_word` on ASCII: alphanumeric or `_`.
+        // Whole blocks, then the last one padded with non-word zeros.
+        let blocks = b.chunks_exact(64);
+        let mut last = [0u8; 64];
+        last[..blocks.remainder().len()].copy_from_slice(blocks.remainder());
+        let tail = (!blocks.remainder().is_empty()).then_some(&last[..]);
+        for block in blocks.chain(tail) {
+            // `is_word` on ASCII: alphanumeric or `_`, eight bytes at a time.
             let mut word = 0u64;
-            for (j, &c) in block.iter().enumerate() {
-                word |= (ASCII_WORD_BYTE[c as usize] as u64) << j;
+            for (k, eight) in block.chunks_exact(8).enumerate() {
+                let x = u64::from_le_bytes(eight.try_into().unwrap_or_default());
+                word |= ascii_word_bits(x) << (8 * k);
             }
             let s = word & !((word << 1) | carry);
             carry = word >> 63;
@@ -1033,7 +1062,7 @@ mod tests {
     proptest::proptest! {
         /// The ASCII bitmap token index agrees with the list of starts.
         #[test]
-        fn token_bits_match_starts(s in "[a-z0-9_ .,\n-]{0,300}") {
+        fn token_bits_match_starts(s in "[a-z0-9_ .,\n-]{0,300}|[\\x00-\\x7f]{0,300}") {
             let bits = Tokens::new(&s);
             let is_bits = matches!(bits, Tokens::Bits { .. });
             proptest::prop_assert!(is_bits);
@@ -1041,6 +1070,23 @@ mod tests {
             let starts = token_starts(&s);
             for pos in 0..=s.len() + 70 {
                 proptest::prop_assert_eq!(view.token_index(pos), starts.partition_point(|&t| (t as usize) < pos));
+            }
+        }
+    }
+
+    #[test]
+    fn word_bits_match_the_byte_table() {
+        for c in 0u8..0x80 {
+            for j in 0..8 {
+                for filler in [0u8, b'a', b'_', 0x7f] {
+                    let mut x = [filler; 8];
+                    x[j] = c;
+                    let bits = ascii_word_bits(u64::from_le_bytes(x));
+                    for (k, &b) in x.iter().enumerate() {
+                        assert_eq!((bits >> k) & 1, ASCII_WORD_BYTE[b as usize] as u64, "{x:?}");
+                    }
+                    assert_eq!(bits >> 8, 0);
+                }
             }
         }
     }
