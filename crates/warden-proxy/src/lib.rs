@@ -35,6 +35,7 @@ pub mod error;
 pub mod extract;
 pub mod jsonw;
 pub mod limits;
+pub mod logline;
 pub mod metrics;
 pub mod pipeline;
 pub mod respond;
@@ -243,13 +244,14 @@ pub async fn run(
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The stock JSON format with the current span and no span list (the request span
+    // is the only span: the list would repeat it in every line), written without
+    // serde in between; see `logline`.
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_current_span(true)
-        // The request span is the only span: the list would repeat it in every line.
-        .with_span_list(false)
+        .event_format(logline::JsonLines::default())
         .try_init();
 }
 
