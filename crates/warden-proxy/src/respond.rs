@@ -223,18 +223,7 @@ impl ReqCtx {
             return false;
         }
         let b = text.as_bytes();
-        let mentions = |n: &str| memchr::memmem::find(b, n.as_bytes()).is_some();
-        if [
-            "\\u",
-            "tool_calls",
-            "function_call",
-            "tool_use",
-            "thinking",
-            "reasoning",
-        ]
-        .iter()
-        .any(|n| mentions(n))
-        {
+        if crate::sse::has_u_escape(b) || full_path_words().iter().any(|f| f.find(b).is_some()) {
             return false;
         }
         if !recorded {
@@ -533,6 +522,25 @@ impl<'de: 'a, 'a> Visitor<'de> for TextWalk<'a, '_> {
         }
         Ok(())
     }
+}
+
+/// Words whose mention sends a complete response the full way (see
+/// [`ReqCtx::pass_body`]), with their searchers built once rather than per response.
+fn full_path_words() -> &'static [memchr::memmem::Finder<'static>] {
+    static WORDS: std::sync::OnceLock<Vec<memchr::memmem::Finder<'static>>> =
+        std::sync::OnceLock::new();
+    WORDS.get_or_init(|| {
+        [
+            "tool_calls",
+            "function_call",
+            "tool_use",
+            "thinking",
+            "reasoning",
+        ]
+        .into_iter()
+        .map(memchr::memmem::Finder::new)
+        .collect()
+    })
 }
 
 #[cfg(test)]

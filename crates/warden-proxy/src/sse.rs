@@ -340,8 +340,13 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 /// Whether some string in this JSON text could hold a placeholder: one needs a
 /// `<`, written as is or as a `\u` escape.
 pub(crate) fn may_hold_placeholder(data: &str) -> bool {
-    memchr::memchr(b'<', data.as_bytes()).is_some()
-        || memchr::memmem::find(data.as_bytes(), b"\\u").is_some()
+    memchr::memchr(b'<', data.as_bytes()).is_some() || has_u_escape(data.as_bytes())
+}
+
+/// Whether `b` contains the two bytes `\u`. Runs on every event: a memchr for
+/// the backslash, where `memmem::find` would build a searcher on every call.
+pub(crate) fn has_u_escape(b: &[u8]) -> bool {
+    memchr::memchr_iter(b'\\', b).any(|i| b.get(i + 1) == Some(&b'u'))
 }
 
 /// The event as the vendor wrote it (framing normalised as for every event).
@@ -1448,6 +1453,31 @@ impl ResponsesStream {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn u_escape_search_matches_memmem() {
+        // Every text of up to seven bytes over a backslash, `u` and a filler.
+        let mut cases: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..7 {
+            let mut next = Vec::new();
+            for c in &cases {
+                for &b in b"\\ua" {
+                    let mut c = c.clone();
+                    c.push(b);
+                    next.push(c);
+                }
+            }
+            for c in &next {
+                assert_eq!(
+                    has_u_escape(c),
+                    memchr::memmem::find(c, b"\\u").is_some(),
+                    "{:?}",
+                    String::from_utf8_lossy(c)
+                );
+            }
+            cases = next;
+        }
+    }
 
     #[test]
     fn parser_handles_split_events_and_crlf() {
