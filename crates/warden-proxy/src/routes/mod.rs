@@ -210,22 +210,15 @@ impl Finisher {
         let Some(mut rec) = self.record.lock().ok().and_then(|mut r| r.take()) else {
             return;
         };
-        let tools: Vec<ToolRecord> = self
-            .tools
-            .lock()
-            .ok()
-            .and_then(|c| {
-                c.as_ref()
-                    .and_then(|c| c.tools.lock().ok().map(|t| t.clone()))
-            })
-            .unwrap_or_default();
+        let ctx = self.tools.lock().ok().and_then(|c| c.clone());
+        let (tools, output) = match ctx {
+            Some(c) => (
+                c.tools.lock().map(|t| t.clone()).unwrap_or_default(),
+                c.output_findings(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
         rec.tool_calls = Some(tools);
-        let output = self
-            .tools
-            .lock()
-            .ok()
-            .and_then(|c| c.as_ref().map(|c| c.output_findings()))
-            .unwrap_or_default();
         rec.output_findings = Some(output);
         rec.status = Some(status);
         rec.outcome = Some(outcome);
@@ -234,13 +227,22 @@ impl Finisher {
         if let Err(e) = self.state.audit.append(&rec) {
             tracing::error!(event = "audit_write_failed", error = %e, "audit record could not be written");
         }
-        let status_s = status.to_string();
+        // The status label without an allocation (any u16 Warden answers is a valid code).
+        let code = http::StatusCode::from_u16(status);
+        let owned;
+        let status_s = match &code {
+            Ok(c) => c.as_str(),
+            Err(_) => {
+                owned = status.to_string();
+                owned.as_str()
+            }
+        };
         self.state.metrics.inc(
             "warden_requests_total",
             &[
                 ("route", self.route),
                 ("principal", &self.principal),
-                ("status", &status_s),
+                ("status", status_s),
             ],
             1,
         );
