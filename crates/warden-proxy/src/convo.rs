@@ -36,10 +36,11 @@ impl Api {
 }
 
 /// One step of a path into the JSON.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Seg {
-    /// Object key.
-    K(String),
+    /// Object key: always a wire-format name the adapters know, so a path
+    /// costs no allocation per key.
+    K(&'static str),
     /// Array index.
     I(usize),
 }
@@ -101,8 +102,8 @@ impl Conversation {
     }
 }
 
-fn k(s: &str) -> Seg {
-    Seg::K(s.to_string())
+fn k(s: &'static str) -> Seg {
+    Seg::K(s)
 }
 
 fn push(base: &[Seg], s: Seg) -> Vec<Seg> {
@@ -128,7 +129,7 @@ pub fn pointer(path: &[Seg]) -> String {
 pub fn get_mut<'a>(mut v: &'a mut Value, path: &[Seg]) -> Option<&'a mut Value> {
     for seg in path {
         v = match seg {
-            Seg::K(k) => v.get_mut(k.as_str())?,
+            Seg::K(k) => v.get_mut(*k)?,
             Seg::I(i) => v.get_mut(*i)?,
         };
     }
