@@ -88,7 +88,7 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 /// Index of the first byte that must be escaped (`< 0x20`, `"` or `\`), eight
 /// bytes at a time. The SWAR tests can flag bytes after a true hit (borrows),
 /// never before it, so the lowest flagged byte is exact.
-fn find_escape(s: &[u8]) -> Option<usize> {
+pub(crate) fn find_escape(s: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let below = |v: u64, n: u8| v.wrapping_sub(LO * u64::from(n)) & !v & HI;
