@@ -275,9 +275,11 @@ impl Pack {
                     word: r.prefilter.word,
                     digits: r.prefilter.digits.map(|d| DigitRun {
                         min: d.min,
+                        max: d.max,
                         requires: d.requires,
                         starts: d.starts,
                         letters_before: d.letters_before,
+                        letters_after: d.letters_after,
                         requires_min: d.requires_min.max(1),
                         min_word: d.min_word,
                     }),
@@ -423,14 +425,22 @@ pub struct Prefilter {
 pub struct DigitRun {
     /// Minimum number of digits in the run.
     pub min: usize,
+    /// Maximum number of digits in the run; 0 for no limit. For identifiers
+    /// of a fixed length, so the first digits of a longer number are not
+    /// taken for one.
+    pub max: usize,
     /// If non-empty, the run (or the eight bytes before it, the two after) must
     /// contain at least one of these characters.
     pub requires: String,
     /// If non-empty, the run must start with one of these characters.
     pub starts: String,
-    /// The run must directly follow this many ASCII upper-case letters
-    /// (e.g. 2 for the country code of an IBAN).
+    /// The run must follow this many ASCII upper-case letters, directly or
+    /// after one space or dash (e.g. 2 for the country code of an IBAN).
     pub letters_before: usize,
+    /// The run must be followed by this many ASCII upper-case letters,
+    /// directly or after one space or dash (e.g. 1 for the control letter
+    /// of a Spanish DNI).
+    pub letters_after: usize,
     /// How many of the `requires` characters the run (with the bytes around
     /// it, as above) must hold in all, e.g. 3 dots for an IPv4 address. At least 1.
     pub requires_min: usize,
@@ -576,11 +586,15 @@ mod raw {
     pub struct Digits {
         pub min: usize,
         #[serde(default)]
+        pub max: usize,
+        #[serde(default)]
         pub requires: String,
         #[serde(default)]
         pub starts: String,
         #[serde(default)]
         pub letters_before: usize,
+        #[serde(default)]
+        pub letters_after: usize,
         #[serde(default = "one")]
         pub requires_min: usize,
         #[serde(default)]

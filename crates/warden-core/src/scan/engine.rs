@@ -244,6 +244,8 @@ fn alpha_run_end(text: &[u8], mut i: usize) -> usize {
 pub(super) struct DigitGate {
     pub(super) rule: usize,
     pub(super) min_digits: usize,
+    /// `usize::MAX` when the rule sets no maximum.
+    max_digits: usize,
     /// Bit per digit the run may start with (the run starts with a digit,
     /// so the other characters of `starts` never matter).
     starts: u16,
@@ -255,18 +257,20 @@ pub(super) struct DigitGate {
     requires_kinds: u16,
     requires_min: usize,
     letters_before: usize,
+    letters_after: usize,
     min_word: usize,
 }
 
 impl DigitGate {
     pub(super) fn new(rule: usize, spec: Option<&crate::pack::DigitRun>) -> DigitGate {
-        let (min_digits, requires, starts, letters_before, requires_min, min_word) =
-            spec.map_or((0, "", "", 0, 1, 0), |d| {
+        let (min_digits, max_digits, requires, starts, letters, requires_min, min_word) = spec
+            .map_or((0, 0, "", "", (0, 0), 1, 0), |d| {
                 (
                     d.min,
+                    d.max,
                     d.requires.as_str(),
                     d.starts.as_str(),
-                    d.letters_before,
+                    (d.letters_before, d.letters_after),
                     d.requires_min,
                     d.min_word,
                 )
@@ -280,6 +284,11 @@ impl DigitGate {
         DigitGate {
             rule,
             min_digits,
+            max_digits: if max_digits == 0 {
+                usize::MAX
+            } else {
+                max_digits
+            },
             starts: if starts.is_empty() {
                 0x3ff
             } else {
@@ -295,7 +304,8 @@ impl DigitGate {
             } else {
                 requires_min.max(1)
             },
-            letters_before,
+            letters_before: letters.0,
+            letters_after: letters.1,
             min_word,
         }
     }
@@ -318,11 +328,15 @@ impl DigitGate {
         {
             return false;
         }
-        self.letters_before == 0
-            || (start >= self.letters_before
-                && text[start - self.letters_before..start]
-                    .iter()
-                    .all(u8::is_ascii_uppercase))
+        self.letters_before | self.letters_after == 0 || self.letters_ok(text, start, end)
+    }
+
+    /// The upper-case letters before and after the run (few rules ask, so
+    /// this stays out of line).
+    #[inline(never)]
+    fn letters_ok(&self, text: &[u8], start: usize, end: usize) -> bool {
+        (self.letters_before == 0 || upper_before(text, start) >= self.letters_before)
+            && (self.letters_after == 0 || upper_after(text, end) >= self.letters_after)
     }
 
     /// Enough of the required characters in the run? Bytes just around the
@@ -349,6 +363,37 @@ impl DigitGate {
                 .count()
                 >= self.requires_min
     }
+}
+
+/// How many ASCII upper-case letters (up to 8) end at `at`, directly or
+/// before one space or dash ("AB 12 34 56 C", "X-1234567-L").
+#[inline]
+fn upper_before(text: &[u8], at: usize) -> usize {
+    let mut i = at;
+    if i > 0 && matches!(text[i - 1], b' ' | b'-') {
+        i -= 1;
+    }
+    let mut n = 0;
+    // Most runs follow a space, a digit or a lower-case letter: one test.
+    while n < 8 && i > n && text[i - n - 1].is_ascii_uppercase() {
+        n += 1;
+    }
+    n
+}
+
+/// How many ASCII upper-case letters (up to 2) start at `at`, directly or
+/// after one space or dash ("12345678Z", "87654321-X").
+#[inline]
+fn upper_after(text: &[u8], at: usize) -> usize {
+    let mut i = at;
+    if matches!(text.get(i), Some(b' ' | b'-')) {
+        i += 1;
+    }
+    let mut n = 0;
+    while n < 2 && text.get(i + n).is_some_and(u8::is_ascii_uppercase) {
+        n += 1;
+    }
+    n
 }
 
 /// Call `f` with every position in `lo..hi` where an ASCII letter starts a
@@ -584,7 +629,7 @@ impl Scan<'_> {
             if gate.min_digits > digits {
                 break;
             }
-            if gate.admits(text, start, end, &seps) {
+            if digits <= gate.max_digits && gate.admits(text, start, end, &seps) {
                 self.try_rule(gate.rule, start, end);
             }
         }

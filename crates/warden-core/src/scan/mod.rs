@@ -514,6 +514,18 @@ fn compile_rule(p: &Pack, spec: &RuleSpec) -> Result<Rule, Error> {
         None => None,
     };
     let pf = &spec.prefilter;
+    if let Some(d) = &pf.digits {
+        let problem = if d.max != 0 && d.max < d.min {
+            Some(format!("max {} is below min {}", d.max, d.min))
+        } else if d.letters_before > 8 || d.letters_after > 2 {
+            Some("letters_before is at most 8 and letters_after at most 2".to_string())
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            return Err(at(ErrorKind::Pack, format!("prefilter digits: {p}")));
+        }
+    }
     let anchor = if pf.context {
         Anchor::Context
     } else if pf.digits.is_some() {

@@ -8,6 +8,7 @@
 mod crypto;
 mod finance;
 mod identity;
+mod national;
 mod net;
 mod secret;
 
@@ -16,6 +17,11 @@ use crate::finding::Checksum;
 pub use crypto::{btc_address, crypto_wallet, eth_address};
 pub use finance::{aba_routing, credit_card, iban, luhn};
 pub use identity::{date, phone, us_ssn};
+pub use national::{
+    au_abn, au_medicare, au_tfn, br_cnpj, br_cpf, ca_sin, de_tax_id, es_nif, fi_personal_id,
+    fr_nir, in_aadhaar, in_pan, it_fiscal_code, nl_bsn, pl_pesel, sg_nric, swift_bic, uk_nhs,
+    uk_nino, us_dea, us_itin,
+};
 pub use net::{ip_address, ipv4, ipv6, url_credentials};
 pub use secret::{entropy, jwt, shannon_entropy};
 
@@ -40,6 +46,27 @@ pub const REGISTRY: &[(&str, ValidatorFn)] = &[
     ("url_credentials", url_credentials),
     ("jwt", jwt),
     ("entropy", entropy),
+    ("uk_nhs", uk_nhs),
+    ("uk_nino", uk_nino),
+    ("in_aadhaar", in_aadhaar),
+    ("in_pan", in_pan),
+    ("br_cpf", br_cpf),
+    ("br_cnpj", br_cnpj),
+    ("es_nif", es_nif),
+    ("it_fiscal_code", it_fiscal_code),
+    ("pl_pesel", pl_pesel),
+    ("sg_nric", sg_nric),
+    ("au_abn", au_abn),
+    ("au_tfn", au_tfn),
+    ("au_medicare", au_medicare),
+    ("fi_personal_id", fi_personal_id),
+    ("us_itin", us_itin),
+    ("ca_sin", ca_sin),
+    ("nl_bsn", nl_bsn),
+    ("de_tax_id", de_tax_id),
+    ("fr_nir", fr_nir),
+    ("swift_bic", swift_bic),
+    ("us_dea", us_dea),
 ];
 
 /// Look a validator up by name.
