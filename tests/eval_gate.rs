@@ -95,6 +95,8 @@ fn committed_baseline_is_current() {
         "--corpus",
         &corpus("pii.jsonl"),
         "--corpus",
+        &corpus("pii-national.jsonl"),
+        "--corpus",
         &corpus("injection.jsonl"),
         "--corpus",
         &corpus("injection-multilingual.jsonl"),
