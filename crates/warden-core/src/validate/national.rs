@@ -8,6 +8,15 @@ use crate::finding::Checksum;
 /// The ASCII digits of `s` (separators skipped) into a fixed array, or
 /// `None` unless there are exactly `N`.
 fn fixed<const N: usize>(s: &[u8]) -> Option<[u32; N]> {
+    match at_most::<N>(s)? {
+        (out, n) if n == N => Some(out),
+        _ => None,
+    }
+}
+
+/// The ASCII digits of `s` (separators skipped) and how many there are, or
+/// `None` if there are more than `N`.
+fn at_most<const N: usize>(s: &[u8]) -> Option<([u32; N], usize)> {
     let mut out = [0u32; N];
     let mut n = 0;
     for &b in s {
@@ -16,7 +25,7 @@ fn fixed<const N: usize>(s: &[u8]) -> Option<[u32; N]> {
             n += 1;
         }
     }
-    (n == N).then_some(out)
+    Some((out, n))
 }
 
 /// Letters and digits of `s` (separators skipped), upper-cased, into a fixed
@@ -242,22 +251,20 @@ pub fn sg_nric(s: &[u8]) -> Checksum {
     if !c[1..8].iter().all(u8::is_ascii_digit) {
         return Checksum::Invalid;
     }
-    let d: Vec<u32> = c[1..8].iter().map(|&b| u32::from(b - b'0')).collect();
+    let mut d = [0u32; 7];
+    for (x, &b) in d.iter_mut().zip(&c[1..8]) {
+        *x = u32::from(b - b'0');
+    }
     let sum = weighted(&d, &[2, 7, 6, 5, 4, 3, 2]);
-    let (offset, table): (u32, &[u8; 11]) = match c[0] {
-        b'S' => (0, b"JZIHGFEDCBA"),
-        b'T' => (4, b"JZIHGFEDCBA"),
-        b'F' => (0, b"XWUTRQPNMLK"),
-        b'G' => (4, b"XWUTRQPNMLK"),
-        b'M' => (3, b"XWUTRQPNMLK"),
+    let letter_at = |offset: u32, table: &[u8; 11]| table[((sum + offset) % 11) as usize];
+    let letter = match c[0] {
+        b'S' => letter_at(0, b"JZIHGFEDCBA"),
+        b'T' => letter_at(4, b"JZIHGFEDCBA"),
+        b'F' => letter_at(0, b"XWUTRQPNMLK"),
+        b'G' => letter_at(4, b"XWUTRQPNMLK"),
+        // The M series (2022) reads its own table from the other end.
+        b'M' => letter_at(3, b"XWUTRQPNJLK"),
         _ => return Checksum::Invalid,
-    };
-    let r = ((sum + offset) % 11) as usize;
-    // The M series (2022) reads its letter table the other way round.
-    let letter = if c[0] == b'M' {
-        b"KLJNPQRTUWX"[10 - r]
-    } else {
-        table[r]
     };
     verdict(letter == c[8])
 }
@@ -287,8 +294,10 @@ pub fn au_tfn(s: &[u8]) -> Checksum {
 /// Australian Medicare card number: 10 digits (an 11th, the position on
 /// the card, is allowed), the first 2–6, the ninth a weighted check digit.
 pub fn au_medicare(s: &[u8]) -> Checksum {
-    let d: Vec<u32> = super::digits(s).map(u32::from).collect();
-    if !(10..=11).contains(&d.len()) || !(2..=6).contains(&d[0]) {
+    let Some((d, n)) = at_most::<11>(s) else {
+        return Checksum::Invalid;
+    };
+    if n < 10 || !(2..=6).contains(&d[0]) {
         return Checksum::Invalid;
     }
     verdict(weighted(&d[..8], &[1, 3, 7, 9, 1, 3, 7, 9]) % 10 == d[8])
@@ -446,12 +455,10 @@ pub fn us_dea(s: &[u8]) -> Checksum {
     if !a.is_ascii_uppercase() || !(b.is_ascii_uppercase() || *b == b'9') {
         return Checksum::Invalid;
     }
-    let Some(d) = fixed::<7>(rest) else {
+    // Seven bytes, all of them digits: no separators inside a DEA number.
+    let Some(d) = fixed::<7>(rest).filter(|_| rest.len() == 7) else {
         return Checksum::Invalid;
     };
-    if rest.len() != 7 {
-        return Checksum::Invalid;
-    }
     let sum = d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5]);
     verdict(sum % 10 == d[6])
 }
