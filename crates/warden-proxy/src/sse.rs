@@ -349,6 +349,21 @@ pub(crate) fn has_u_escape(b: &[u8]) -> bool {
     memchr::memchr_iter(b'\\', b).any(|i| b.get(i + 1) == Some(&b'u'))
 }
 
+/// The most bytes of a streamed tool name kept: names arrive in pieces, and
+/// a vendor that never stops sending them must not grow a stream's memory.
+/// No policy names a tool this long, so a cut name is still denied.
+const NAME_MAX: usize = 256;
+
+/// Appends a piece of a streamed tool name, up to [`NAME_MAX`] bytes (cut on
+/// a character boundary).
+fn push_name(name: &mut String, piece: &str) {
+    let mut room = NAME_MAX.saturating_sub(name.len()).min(piece.len());
+    while !piece.is_char_boundary(room) {
+        room -= 1;
+    }
+    name.push_str(&piece[..room]);
+}
+
 /// The event as the vendor wrote it (framing normalised as for every event).
 fn pass(out: &mut Vec<u8>, event: Option<&str>, data: &str) {
     write_event(out, event, Some(data), &[]);
@@ -644,7 +659,7 @@ impl ChatStream {
                     if let Some(fc) = delta.remove("function_call") {
                         let name = st.legacy.get_or_insert_with(String::new);
                         if let Some(n) = fc.get("name").and_then(Value::as_str) {
-                            name.push_str(n);
+                            push_name(name, n);
                         }
                     }
                     if let Some(Value::Array(tcs)) = delta.remove("tool_calls") {
@@ -669,7 +684,7 @@ impl ChatStream {
                                 call.id = Some(id.to_string());
                             }
                             if let Some(n) = tc.pointer("/function/name").and_then(Value::as_str) {
-                                call.name.push_str(n);
+                                push_name(&mut call.name, n);
                             }
                             if let Some(a) =
                                 tc.pointer("/function/arguments").and_then(Value::as_str)
@@ -1453,6 +1468,19 @@ impl ResponsesStream {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_names_are_bounded() {
+        let mut name = String::new();
+        for _ in 0..1000 {
+            push_name(&mut name, "transfer_é");
+        }
+        assert!(name.len() <= NAME_MAX && name.len() > NAME_MAX - 12);
+        assert!(name.starts_with("transfer_étransfer_é"));
+        let mut short = String::from("get_");
+        push_name(&mut short, "balance");
+        assert_eq!(short, "get_balance");
+    }
 
     #[test]
     fn u_escape_search_matches_memmem() {
