@@ -17,8 +17,10 @@ pub trait Classifier: Send + Sync + std::fmt::Debug {
     fn score(&self, canonical: &str) -> f32;
 }
 
-/// Version 2: multiply-hashed features (version 1 used FNV-1a and a sign hash).
-const MAGIC: &[u8; 8] = b"WDNLM\x02\0\0";
+/// Version 3: words and byte 4-grams (version 2 also hashed 3- and 5-grams,
+/// version 1 used FNV-1a and a sign hash). A file of another version would
+/// be read against the wrong features, so it is refused.
+const MAGIC: &[u8; 8] = b"WDNLM\x03\0\0";
 /// Longest canonical text scored in one piece; longer texts are scored in
 /// windows overlapping by half and the maximum is kept, so padding cannot
 /// dilute a payload. A feature belongs to the windows its first byte is in.
@@ -28,9 +30,7 @@ pub const WINDOW: usize = 4096;
 /// 64-bit constants). A feature's index is the top `dims_log2` bits of
 /// `key * multiplier` (Fibonacci hashing), so each feature costs one
 /// multiply and a shift.
-const K_GRAM3: u64 = 0x9e37_79b9_7f4a_7c15;
 const K_GRAM4: u64 = 0xc2b2_ae3d_27d4_eb4f;
-const K_GRAM5: u64 = 0xd6e8_feb8_6659_fd93;
 const K_WORD: u64 = 0xbf58_476d_1ce4_e5b9;
 const K_BIGRAM: u64 = 0x94d0_49bb_1331_11eb;
 
@@ -108,7 +108,9 @@ pub fn features(canonical: &str, dims_log2: u32) -> Vec<(u32, f32)> {
 /// Calls `f(position, hash)` for every feature of `canonical`, the position
 /// being the byte where the feature starts: the one definition of the
 /// feature space, shared by training and inference. Word unigrams and
-/// bigrams, then byte 3-, 4- and 5-grams.
+/// bigrams, then byte 4-grams. (3- and 5-grams as well cost twice the
+/// instructions and moved leave-one-source-out TPR by less than a point:
+/// `patterns/injection/README.md`.)
 #[inline(always)]
 fn visit_hashes(canonical: &str, mut f: impl FnMut(usize, u64)) {
     visit_words(canonical, &mut f);
@@ -163,8 +165,7 @@ fn visit_words(canonical: &str, mut f: impl FnMut(usize, u64)) {
     }
 }
 
-/// Byte 3-, 4- and 5-grams starting at `from..to`, each only where it fits
-/// in `b`.
+/// Byte 4-grams starting at `from..to`, each only where it fits in `b`.
 #[inline(always)]
 fn visit_grams(b: &[u8], from: usize, to: usize, mut f: impl FnMut(usize, u64)) {
     let to = to.min(b.len());
@@ -174,9 +175,7 @@ fn visit_grams(b: &[u8], from: usize, to: usize, mut f: impl FnMut(usize, u64)) 
         for (k, w) in body.windows(8).enumerate() {
             // One unaligned load (an array literal of `w[i]` compiles to byte loads).
             let x = u64::from_le_bytes(w.try_into().unwrap_or_default());
-            f(from + k, (x & 0xff_ffff).wrapping_mul(K_GRAM3));
             f(from + k, (x & 0xffff_ffff).wrapping_mul(K_GRAM4));
-            f(from + k, (x & 0xff_ffff_ffff).wrapping_mul(K_GRAM5));
         }
     }
     grams_tail(b, from.max(full), to, f);
@@ -187,15 +186,8 @@ fn visit_grams(b: &[u8], from: usize, to: usize, mut f: impl FnMut(usize, u64)) 
 fn grams_tail(b: &[u8], from: usize, to: usize, mut f: impl FnMut(usize, u64)) {
     for i in from..to {
         let x = load8(b, i);
-        let left = b.len() - i;
-        if left >= 3 {
-            f(i, (x & 0xff_ffff).wrapping_mul(K_GRAM3));
-        }
-        if left >= 4 {
+        if b.len() - i >= 4 {
             f(i, (x & 0xffff_ffff).wrapping_mul(K_GRAM4));
-        }
-        if left >= 5 {
-            f(i, (x & 0xff_ffff_ffff).wrapping_mul(K_GRAM5));
         }
     }
 }
