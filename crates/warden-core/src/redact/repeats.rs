@@ -42,8 +42,11 @@ impl Repeats {
         }
         // Patterns are values we just found, so building can only fail on
         // absurd sizes; then we simply do not extend.
+        // Standard semantics so overlapping search can report every value at
+        // a position: the longest one may be blocked by an existing finding
+        // while a shorter one ("John" inside "John Smith") is not.
         let ac = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
+            .match_kind(MatchKind::Standard)
             .build(&values)
             .ok()?;
         Some(Repeats { ac, sources })
@@ -67,22 +70,84 @@ impl Repeats {
             let idx = spans.partition_point(|&(a, _)| a < e);
             idx > 0 && max_end[idx - 1] > s
         };
-        let mut added = Vec::new();
-        for m in self.ac.find_iter(text) {
-            let (s, e) = (m.start(), m.end());
-            if !text.is_char_boundary(s) || !text.is_char_boundary(e) || overlaps(s, e) {
-                continue;
+        let mut candidates: Vec<(usize, usize, usize)> = self
+            .ac
+            .find_overlapping_iter(text)
+            .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+            .filter(|&(s, e, _)| text.is_char_boundary(s) && text.is_char_boundary(e))
+            .filter(|&(s, e, _)| !overlaps(s, e))
+            .collect();
+        // Occurrences that overlap each other ("1234 5678" and "5678 9999"
+        // in "1234 5678 9999") become one finding over their union, named by
+        // the leftmost (longest at a tie): keeping only one would show the
+        // rest of the other.
+        candidates.sort_unstable_by_key(|&(s, e, _)| (s, std::cmp::Reverse(e)));
+        let mut added: Vec<Finding> = Vec::new();
+        for (s, e, p) in candidates {
+            match added.last_mut() {
+                Some(last) if last.end > s => last.end = last.end.max(e),
+                _ => added.push(Finding {
+                    start: s,
+                    end: e,
+                    ..self.sources[p].clone()
+                }),
             }
-            let src = &self.sources[m.pattern().as_usize()];
-            added.push(Finding {
-                start: s,
-                end: e,
-                ..src.clone()
-            });
         }
         if !added.is_empty() {
             findings.extend(added);
             findings.sort_by_key(|f| (f.start, f.end));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(entity: &str, start: usize, end: usize) -> Finding {
+        Finding {
+            entity: entity.into(),
+            rule: "test".into(),
+            start,
+            end,
+            score: 1.0,
+            evidence: vec![],
+            obfuscated: false,
+        }
+    }
+
+    fn spans(findings: &[Finding]) -> Vec<(usize, usize, &str)> {
+        findings
+            .iter()
+            .map(|f| (f.start, f.end, f.entity()))
+            .collect()
+    }
+
+    #[test]
+    fn a_shorter_value_is_used_where_the_longest_is_blocked() {
+        let source = "Mr. John and John Smith";
+        let found = [finding("PERSON", 4, 8), finding("PERSON", 13, 23)];
+        let rep = Repeats::new([(source, &found[..])]).unwrap();
+        // "John Smith" here runs into the URL finding; "John" does not.
+        let text = "Mr. John Smithpostgres://u:p@h/db";
+        let mut findings = vec![finding("URL", 9, 33)];
+        rep.extend(text, &mut findings);
+        assert_eq!(spans(&findings), [(4, 8, "PERSON"), (9, 33, "URL")]);
+    }
+
+    #[test]
+    fn overlapping_occurrences_become_their_union() {
+        let source = "1234 5678 and 5678 9999";
+        let found = [finding("A", 0, 9), finding("B", 14, 23)];
+        let rep = Repeats::new([(source, &found[..])]).unwrap();
+        let mut findings = vec![];
+        rep.extend("x 1234 5678 9999 y", &mut findings);
+        assert_eq!(spans(&findings), [(2, 16, "A")]);
+    }
+
+    #[test]
+    fn short_values_are_not_searched_for() {
+        let found = [finding("PERSON", 0, 3)];
+        assert!(Repeats::new([("Ann", &found[..])]).is_none());
     }
 }
