@@ -97,7 +97,7 @@ pub(super) fn scan(inner: &Inner, text: &str, key: Option<&str>) -> Vec<Finding>
             });
         }
     }
-    resolve_overlaps(found)
+    resolve_overlaps(text, found)
 }
 
 fn push_mapped(
@@ -140,7 +140,12 @@ fn push_mapped(
 
 /// Keep the best of overlapping findings (higher score, then longer, then
 /// earlier), return them sorted by start.
-fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
+///
+/// A finding that a better one only partly covers keeps the parts outside
+/// it (trimmed to letters and digits): dropping it whole would leave "John"
+/// unredacted in "Mr. John Smithpostgres://…" when the URL wins from
+/// "Smith" on.
+fn resolve_overlaps(text: &str, mut found: Vec<Finding>) -> Vec<Finding> {
     if found.len() < 2 {
         return found;
     }
@@ -151,18 +156,55 @@ fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
             .then(a.start.cmp(&b.start))
     });
     let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
-    // `kept_spans` stays sorted by start, so an overlap check is a binary search.
+    // `kept_spans` stays sorted and disjoint, so ends are sorted too and the
+    // spans a finding overlaps are one range found by two binary searches.
     let mut kept_spans: Vec<(usize, usize)> = Vec::with_capacity(found.len());
+    let mut rest: Vec<(usize, usize)> = Vec::new();
     for f in found {
-        let i = kept_spans.partition_point(|&(s, _)| s < f.end);
-        let overlaps = i > 0 && kept_spans[i - 1].1 > f.start;
-        if !overlaps {
-            kept_spans.insert(i, (f.start, f.end));
+        let hi = kept_spans.partition_point(|&(s, _)| s < f.end);
+        let lo = kept_spans.partition_point(|&(_, e)| e <= f.start);
+        if lo >= hi {
+            kept_spans.insert(hi, (f.start, f.end));
             kept.push(f);
+            continue;
+        }
+        rest.clear();
+        let mut at = f.start;
+        for &(s, e) in &kept_spans[lo..hi] {
+            if at < s {
+                rest.push((at, s));
+            }
+            at = at.max(e);
+        }
+        if at < f.end {
+            rest.push((at, f.end));
+        }
+        for &(s, e) in &rest {
+            let Some((s, e)) = trim_to_word(text, s, e) else {
+                continue;
+            };
+            let i = kept_spans.partition_point(|&(ks, _)| ks < e);
+            kept_spans.insert(i, (s, e));
+            kept.push(Finding {
+                start: s,
+                end: e,
+                ..f.clone()
+            });
         }
     }
     kept.sort_by_key(|f| (f.start, f.end));
     kept
+}
+
+/// `s..e` without leading and trailing characters that are not letters or
+/// digits, if at least two remain (a lone letter left over is no value).
+fn trim_to_word(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    let not_word = |c: char| !c.is_alphanumeric();
+    let piece = text.get(s..e)?;
+    let tail = piece.trim_start_matches(not_word);
+    let word = tail.trim_end_matches(not_word);
+    let s = s + (piece.len() - tail.len());
+    word.chars().nth(1).is_some().then_some((s, s + word.len()))
 }
 
 /// Lower-case a JSON key and split it into words (`creditCard_number` →
@@ -899,7 +941,59 @@ impl Scan<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{alpha_run_end, block_masks, ALPHA, CLASS};
+    use super::{alpha_run_end, block_masks, resolve_overlaps, ALPHA, CLASS};
+    use crate::finding::Finding;
+
+    fn finding(entity: &str, start: usize, end: usize, score: f32) -> Finding {
+        Finding {
+            entity: entity.into(),
+            rule: "test".into(),
+            start,
+            end,
+            score,
+            evidence: vec![],
+            obfuscated: false,
+        }
+    }
+
+    fn spans(found: &[Finding]) -> Vec<(&str, usize, usize)> {
+        found.iter().map(|f| (f.entity(), f.start, f.end)).collect()
+    }
+
+    #[test]
+    fn a_partly_covered_finding_keeps_its_uncovered_words() {
+        let text = "Mr. John Smithpostgres://u:p@h/db";
+        let found = vec![finding("PERSON", 4, 22, 0.8), finding("URL", 9, 33, 0.9)];
+        assert_eq!(
+            spans(&resolve_overlaps(text, found)),
+            [("PERSON", 4, 8), ("URL", 9, 33)]
+        );
+    }
+
+    #[test]
+    fn a_finding_between_two_better_ones_keeps_the_gap() {
+        let text = "aaaa bbbb cccc";
+        let found = vec![
+            finding("A", 0, 4, 0.9),
+            finding("C", 10, 14, 0.9),
+            finding("LOW", 2, 12, 0.5),
+        ];
+        assert_eq!(
+            spans(&resolve_overlaps(text, found)),
+            [("A", 0, 4), ("LOW", 5, 9), ("C", 10, 14)]
+        );
+    }
+
+    #[test]
+    fn covered_or_single_letter_leftovers_are_dropped() {
+        let text = "ab 4242 4242 x";
+        let found = vec![
+            finding("CARD", 3, 12, 0.9),
+            finding("PHONE", 3, 7, 0.5),
+            finding("LOW", 8, 14, 0.5),
+        ];
+        assert_eq!(spans(&resolve_overlaps(text, found)), [("CARD", 3, 12)]);
+    }
 
     #[test]
     fn block_masks_match_byte_classes() {

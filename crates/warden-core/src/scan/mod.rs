@@ -292,7 +292,9 @@ impl Scanner {
     }
 
     /// Find entities in `text`: sorted by start, non-overlapping (where two
-    /// candidates overlap, the higher score wins, then the longer span).
+    /// candidates overlap, the higher score wins, then the longer span; the
+    /// loser keeps the words the winner does not cover, so nothing it found
+    /// goes unredacted).
     /// Spans are byte offsets into `text` on `char` boundaries.
     pub fn scan(&self, text: &str) -> Vec<Finding> {
         engine::scan(&self.inner, text, None)
