@@ -8,7 +8,7 @@ use crate::finding::Finding;
 
 /// Values shorter than this are not searched for elsewhere: short values
 /// ("Ann", "May") would redact unrelated words.
-const MIN_REPEAT_LEN: usize = 4;
+pub(crate) const MIN_REPEAT_LEN: usize = 4;
 
 /// Finds further occurrences of already detected values.
 pub(crate) struct Repeats {

@@ -196,15 +196,21 @@ fn resolve_overlaps(text: &str, mut found: Vec<Finding>) -> Vec<Finding> {
     kept
 }
 
+/// Shortest leftover kept: the shortest value the redactor also redacts
+/// wherever else it occurs (`redact::repeats`), so a kept leftover ("Mr" of
+/// a title rule's "John Smithmy Mr") never sits redacted in one place and
+/// plain in another.
+const MIN_LEFTOVER: usize = crate::redact::repeats::MIN_REPEAT_LEN;
+
 /// `s..e` without leading and trailing characters that are not letters or
-/// digits, if at least two remain (a lone letter left over is no value).
+/// digits, if at least [`MIN_LEFTOVER`] bytes remain.
 fn trim_to_word(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     let not_word = |c: char| !c.is_alphanumeric();
     let piece = text.get(s..e)?;
     let tail = piece.trim_start_matches(not_word);
     let word = tail.trim_end_matches(not_word);
     let s = s + (piece.len() - tail.len());
-    word.chars().nth(1).is_some().then_some((s, s + word.len()))
+    (word.len() >= MIN_LEFTOVER).then_some((s, s + word.len()))
 }
 
 /// Lower-case a JSON key and split it into words (`creditCard_number` →
@@ -985,12 +991,12 @@ mod tests {
     }
 
     #[test]
-    fn covered_or_single_letter_leftovers_are_dropped() {
-        let text = "ab 4242 4242 x";
+    fn covered_or_short_leftovers_are_dropped() {
+        let text = "ab 4242 4242 xyz";
         let found = vec![
             finding("CARD", 3, 12, 0.9),
             finding("PHONE", 3, 7, 0.5),
-            finding("LOW", 8, 14, 0.5),
+            finding("LOW", 8, 16, 0.5),
         ];
         assert_eq!(spans(&resolve_overlaps(text, found)), [("CARD", 3, 12)]);
     }
