@@ -1530,6 +1530,65 @@ pub(crate) mod tests {
         assert_eq!(evs[0].data.as_deref(), Some("é"));
     }
 
+    fn event() -> impl proptest::strategy::Strategy<Value = SseEvent> {
+        use proptest::prelude::*;
+        // Field values never hold a line break (a `data:` value with one is
+        // several `data:` lines, which the joined `data` stands for).
+        let value = "[^\r\n]{0,12}";
+        (
+            proptest::option::of("[a-z_.]{1,10}"),
+            proptest::option::of(prop::collection::vec(value, 1..3)),
+            prop::collection::vec(value.prop_map(|c| format!(":{c}")), 0..2),
+        )
+            .prop_filter("an event has a field", |(e, d, x)| {
+                e.is_some() || d.is_some() || !x.is_empty()
+            })
+            .prop_map(|(event, data, extra)| SseEvent {
+                event,
+                data: data.map(|lines| lines.join("\n")),
+                extra,
+            })
+    }
+
+    proptest::proptest! {
+        /// Events written with `\n` or `\r\n` line ends and cut into chunks
+        /// anywhere (inside a delimiter, inside a UTF-8 character) come out
+        /// whole, in order, and as written.
+        #[test]
+        fn parser_gives_back_written_events_however_chunked(
+            events in proptest::collection::vec(event(), 0..6),
+            crlf: bool,
+            cuts in proptest::collection::vec(proptest::num::usize::ANY, 0..12),
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let mut wire = String::new();
+            for ev in &events {
+                if let Some(e) = &ev.event {
+                    wire += &format!("event: {e}{eol}");
+                }
+                for line in ev.data.iter().flat_map(|d| d.split('\n')) {
+                    wire += &format!("data: {line}{eol}");
+                }
+                for x in &ev.extra {
+                    wire += &format!("{x}{eol}");
+                }
+                wire += eol;
+            }
+            let bytes = wire.as_bytes();
+            let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+            points.sort_unstable();
+            let mut p = SseParser::new(1 << 16);
+            let mut got = Vec::new();
+            let mut at = 0;
+            for cut in points.into_iter().chain([bytes.len()]) {
+                got.extend(p.push(&bytes[at..cut]).unwrap());
+                at = cut;
+            }
+            proptest::prop_assert_eq!(p.finish(), None);
+            proptest::prop_assert_eq!(got, events);
+        }
+    }
+
     #[test]
     fn parser_is_bounded() {
         let mut p = SseParser::new(16);
