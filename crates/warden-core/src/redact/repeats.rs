@@ -4,11 +4,7 @@
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
-use crate::finding::Finding;
-
-/// Values shorter than this are not searched for elsewhere: short values
-/// ("Ann", "May") would redact unrelated words.
-pub(crate) const MIN_REPEAT_LEN: usize = 4;
+use crate::finding::{leftovers, Finding, MIN_VALUE_LEN};
 
 /// Finds further occurrences of already detected values.
 pub(crate) struct Repeats {
@@ -31,7 +27,7 @@ impl Repeats {
                 let Some(value) = text.get(f.start..f.end) else {
                     continue;
                 };
-                if value.len() >= MIN_REPEAT_LEN && seen.insert(value) {
+                if value.len() >= MIN_VALUE_LEN && seen.insert(value) {
                     values.push(value);
                     sources.push(f.clone());
                 }
@@ -75,23 +71,37 @@ impl Repeats {
             .find_overlapping_iter(text)
             .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
             .filter(|&(s, e, _)| text.is_char_boundary(s) && text.is_char_boundary(e))
-            .filter(|&(s, e, _)| !overlaps(s, e))
             .collect();
         // Occurrences that overlap each other ("1234 5678" and "5678 9999"
-        // in "1234 5678 9999") become one finding over their union, named by
+        // in "1234 5678 9999") become one span over their union, named by
         // the leftmost (longest at a tie): keeping only one would show the
         // rest of the other.
         candidates.sort_unstable_by_key(|&(s, e, _)| (s, std::cmp::Reverse(e)));
-        let mut added: Vec<Finding> = Vec::new();
+        let mut merged: Vec<(usize, usize, usize)> = Vec::with_capacity(candidates.len());
         for (s, e, p) in candidates {
-            match added.last_mut() {
-                Some(last) if last.end > s => last.end = last.end.max(e),
-                _ => added.push(Finding {
-                    start: s,
-                    end: e,
-                    ..self.sources[p].clone()
-                }),
+            match merged.last_mut() {
+                Some(last) if last.1 > s => last.1 = last.1.max(e),
+                _ => merged.push((s, e, p)),
             }
+        }
+        // Where a finding already covers part of an occurrence, the rest of
+        // it is redacted on its own ("John" of "John Smith" when a URL
+        // finding starts at "Smith").
+        let mut added: Vec<Finding> = Vec::new();
+        let mut pieces = Vec::new();
+        for (s, e, p) in merged {
+            pieces.clear();
+            if overlaps(s, e) {
+                let near = &spans[..spans.partition_point(|&(a, _)| a < e)];
+                leftovers(text, (s, e), near.iter().copied(), &mut pieces);
+            } else {
+                pieces.push((s, e));
+            }
+            added.extend(pieces.iter().map(|&(start, end)| Finding {
+                start,
+                end,
+                ..self.sources[p].clone()
+            }));
         }
         if !added.is_empty() {
             findings.extend(added);
@@ -129,6 +139,17 @@ mod tests {
         let found = [finding("PERSON", 4, 8), finding("PERSON", 13, 23)];
         let rep = Repeats::new([(source, &found[..])]).unwrap();
         // "John Smith" here runs into the URL finding; "John" does not.
+        let text = "Mr. John Smithpostgres://u:p@h/db";
+        let mut findings = vec![finding("URL", 9, 33)];
+        rep.extend(text, &mut findings);
+        assert_eq!(spans(&findings), [(4, 8, "PERSON"), (9, 33, "URL")]);
+    }
+
+    #[test]
+    fn the_uncovered_rest_of_an_occurrence_is_redacted() {
+        let source = "John Smith";
+        let found = [finding("PERSON", 0, 10)];
+        let rep = Repeats::new([(source, &found[..])]).unwrap();
         let text = "Mr. John Smithpostgres://u:p@h/db";
         let mut findings = vec![finding("URL", 9, 33)];
         rep.extend(text, &mut findings);

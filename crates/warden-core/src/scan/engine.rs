@@ -6,7 +6,7 @@ use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input};
 
 use super::{Anchor, Inner, Rule};
-use crate::finding::{Checksum, Evidence, Finding};
+use crate::finding::{leftovers, Checksum, Evidence, Finding};
 use crate::normalize::{normalize, Normalized};
 
 /// Bytes that may separate digits inside one digit run, numbered from 1
@@ -142,7 +142,7 @@ fn push_mapped(
 /// earlier), return them sorted by start.
 ///
 /// A finding that a better one only partly covers keeps the parts outside
-/// it (trimmed to letters and digits): dropping it whole would leave "John"
+/// it (see [`leftovers`]): dropping it whole would leave "John"
 /// unredacted in "Mr. John Smithpostgres://…" when the URL wins from
 /// "Smith" on.
 fn resolve_overlaps(text: &str, mut found: Vec<Finding>) -> Vec<Finding> {
@@ -169,20 +169,13 @@ fn resolve_overlaps(text: &str, mut found: Vec<Finding>) -> Vec<Finding> {
             continue;
         }
         rest.clear();
-        let mut at = f.start;
-        for &(s, e) in &kept_spans[lo..hi] {
-            if at < s {
-                rest.push((at, s));
-            }
-            at = at.max(e);
-        }
-        if at < f.end {
-            rest.push((at, f.end));
-        }
+        leftovers(
+            text,
+            (f.start, f.end),
+            kept_spans[lo..hi].iter().copied(),
+            &mut rest,
+        );
         for &(s, e) in &rest {
-            let Some((s, e)) = trim_to_word(text, s, e) else {
-                continue;
-            };
             let i = kept_spans.partition_point(|&(ks, _)| ks < e);
             kept_spans.insert(i, (s, e));
             kept.push(Finding {
@@ -194,23 +187,6 @@ fn resolve_overlaps(text: &str, mut found: Vec<Finding>) -> Vec<Finding> {
     }
     kept.sort_by_key(|f| (f.start, f.end));
     kept
-}
-
-/// Shortest leftover kept: the shortest value the redactor also redacts
-/// wherever else it occurs (`redact::repeats`), so a kept leftover ("Mr" of
-/// a title rule's "John Smithmy Mr") never sits redacted in one place and
-/// plain in another.
-const MIN_LEFTOVER: usize = crate::redact::repeats::MIN_REPEAT_LEN;
-
-/// `s..e` without leading and trailing characters that are not letters or
-/// digits, if at least [`MIN_LEFTOVER`] bytes remain.
-fn trim_to_word(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
-    let not_word = |c: char| !c.is_alphanumeric();
-    let piece = text.get(s..e)?;
-    let tail = piece.trim_start_matches(not_word);
-    let word = tail.trim_end_matches(not_word);
-    let s = s + (piece.len() - tail.len());
-    (word.len() >= MIN_LEFTOVER).then_some((s, s + word.len()))
 }
 
 /// Lower-case a JSON key and split it into words (`creditCard_number` →
