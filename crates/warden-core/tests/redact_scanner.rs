@@ -143,10 +143,18 @@ proptest! {
 
     #[test]
     fn redacted_text_never_contains_a_detected_value(s in text(), strategy in strategy()) {
-        let r = Redactor::new(scanner().clone(), RedactConfig::uniform(strategy), Some(b"k".to_vec()));
+        let cfg = RedactConfig::uniform(strategy);
+        let keep = cfg.mask_keep_last;
+        let r = Redactor::new(scanner().clone(), cfg, Some(b"k".to_vec()));
         let out = r.redact(&s, &mut Vault::new());
         for f in &out.findings {
             let value = &s[f.start..f.end];
+            // `mask` shows the last `keep` characters of a value by design, so
+            // a value that short ("0958", left over from a phone number) may
+            // show as the visible tail of another.
+            if strategy == Strat::Mask && value.chars().filter(|c| c.is_alphanumeric()).count() <= keep {
+                continue;
+            }
             prop_assert!(!out.text.contains(value), "{} value {:?} survives {} in {:?}", f.entity, value, strategy, out.text);
         }
     }
