@@ -53,23 +53,60 @@ pub struct Normalized<'a> {
     original: &'a str,
     text: Cow<'a, str>,
     /// Per byte of `text`: the original byte range of the segment it came from.
-    /// `None` when `text` is the original, byte for byte.
+    /// `None` when every byte of `text` is at its offset in the original
+    /// (the original itself, or it with escapes blanked).
     map: Option<Vec<(usize, usize)>>,
     /// Per byte of `text`: the layers that touched it (same length as `map`).
     marks: Vec<u8>,
     layers: u8,
 }
 
-/// Normalise `text` (NFKC, invisible characters removed, tag characters decoded).
+/// Normalise `text` (NFKC, invisible characters removed, tag characters
+/// decoded, escaped line breaks and tabs blanked).
 ///
 /// Plain text is borrowed without copying or building a map.
 pub fn normalize(text: &str) -> Normalized<'_> {
-    if !needs_unicode_pass(text) {
-        return Normalized::identity(text);
+    let mut view = if needs_unicode_pass(text) {
+        let mut b = Builder::with_capacity(text.len());
+        unicode_pass(text, &mut b, |s, e| (s, e));
+        b.finish(text)
+    } else {
+        Normalized::identity(text)
+    };
+    blank_break_escapes(&mut view.text);
+    view
+}
+
+/// Blanks the escapes `\n`, `\t` and `\r` (backslash runs of odd length
+/// only: `\\n` is a backslash and an `n`) with two spaces each, in place.
+///
+/// Text copied out of JSON (tool-call arguments, logs) keeps its line breaks
+/// escaped, and the escape letter glues to the next word: `\nJohn Smith`
+/// hides the name from whole-word rules, `\tjane@acme.io` detects as
+/// `tjane@acme.io`. Same length, so byte offsets stay the original's.
+fn blank_break_escapes(text: &mut Cow<'_, str>) {
+    let bytes = text.as_bytes();
+    let mut at: Vec<usize> = Vec::new();
+    let mut run = 0usize;
+    let mut prev = usize::MAX;
+    for i in memchr::memchr_iter(b'\\', bytes) {
+        run = if prev.wrapping_add(1) == i {
+            run + 1
+        } else {
+            1
+        };
+        prev = i;
+        if run % 2 == 1 && matches!(bytes.get(i + 1), Some(b'n' | b't' | b'r')) {
+            at.push(i);
+        }
     }
-    let mut b = Builder::with_capacity(text.len());
-    unicode_pass(text, &mut b, |s, e| (s, e));
-    b.finish(text)
+    if at.is_empty() {
+        return;
+    }
+    let owned = text.to_mut();
+    for i in at {
+        owned.replace_range(i..i + 2, "  ");
+    }
 }
 
 impl<'a> Normalized<'a> {
@@ -95,7 +132,7 @@ impl<'a> Normalized<'a> {
 
     /// True when the view is the original text byte for byte.
     pub fn is_identity(&self) -> bool {
-        self.map.is_none()
+        matches!(self.text, Cow::Borrowed(_)) && self.map.is_none()
     }
 
     /// Map a byte span of [`Normalized::text`] to the smallest span of the
@@ -488,6 +525,17 @@ mod tests {
     #[test]
     fn stable_unicode_is_borrowed() {
         assert!(normalize("café naïve 東京").is_identity());
+    }
+
+    #[test]
+    fn escaped_breaks_are_blanked_in_place() {
+        let text = r"Hi,\nJohn Smith\tjane@acme.io C:\\new \\\n";
+        let v = normalize(text);
+        assert_eq!(v.text(), r"Hi,  John Smith  jane@acme.io C:\\new \\  ");
+        assert_eq!(v.text().len(), text.len());
+        assert_eq!(v.to_original(5, 15), (5, 15));
+        assert!(!v.is_identity());
+        assert!(normalize(r"C:\\temp\x").is_identity());
     }
 
     #[test]
