@@ -2,9 +2,12 @@
 //! detector flagged: an SSN found next to the word "ssn" is just as
 //! sensitive three lines later where no context word is near.
 
+use std::borrow::Cow;
+
 use aho_corasick::{AhoCorasick, MatchKind};
 
 use crate::finding::{leftovers, Finding, MIN_VALUE_LEN};
+use crate::normalize::normalize;
 
 /// Finds further occurrences of already detected values.
 pub(crate) struct Repeats {
@@ -19,7 +22,7 @@ impl Repeats {
     pub(crate) fn new<'a>(
         found: impl IntoIterator<Item = (&'a str, &'a [Finding])>,
     ) -> Option<Repeats> {
-        let mut values: Vec<&'a str> = Vec::new();
+        let mut values: Vec<Cow<'a, str>> = Vec::new();
         let mut sources = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (text, findings) in found {
@@ -27,9 +30,18 @@ impl Repeats {
                 let Some(value) = text.get(f.start..f.end) else {
                     continue;
                 };
-                if value.len() >= MIN_VALUE_LEN && seen.insert(value) {
-                    values.push(value);
-                    sources.push(f.clone());
+                // A value found obfuscated ("jane\u{200b}.doe@acme.io") is
+                // searched for as it reads too: the same address typed
+                // plainly elsewhere is the same address.
+                let plain = match normalize(value).text() {
+                    v if v == value => None,
+                    v => Some(Cow::Owned(v.to_owned())),
+                };
+                for v in std::iter::once(Cow::Borrowed(value)).chain(plain) {
+                    if v.len() >= MIN_VALUE_LEN && seen.insert(v.clone()) {
+                        values.push(v);
+                        sources.push(f.clone());
+                    }
                 }
             }
         }
@@ -43,7 +55,7 @@ impl Repeats {
         // while a shorter one ("John" inside "John Smith") is not.
         let ac = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
-            .build(&values)
+            .build(values.iter().map(|v| v.as_bytes()))
             .ok()?;
         Some(Repeats { ac, sources })
     }
@@ -154,6 +166,16 @@ mod tests {
         let mut findings = vec![finding("URL", 9, 33)];
         rep.extend(text, &mut findings);
         assert_eq!(spans(&findings), [(4, 8, "PERSON"), (9, 33, "URL")]);
+    }
+
+    #[test]
+    fn a_value_found_obfuscated_is_also_found_plain() {
+        let source = "jane\u{200b}.doe@acme.io";
+        let found = [finding("EMAIL", 0, source.len())];
+        let rep = Repeats::new([(source, &found[..])]).unwrap();
+        let mut findings = vec![];
+        rep.extend("to: jane.doe@acme.io", &mut findings);
+        assert_eq!(spans(&findings), [(4, 20, "EMAIL")]);
     }
 
     #[test]
