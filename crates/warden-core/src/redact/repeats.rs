@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
-use crate::finding::{leftovers, Finding, MIN_VALUE_LEN};
+use crate::finding::{Finding, MIN_VALUE_LEN};
 use crate::normalize::normalize;
 
 /// Finds further occurrences of already detected values.
@@ -60,64 +60,45 @@ impl Repeats {
         Some(Repeats { ac, sources })
     }
 
-    /// Adds a finding for every occurrence in `text` of a known value that
-    /// no finding in `findings` overlaps. Keeps `findings` sorted by start.
+    /// Adds a finding for every occurrence in `text` of a known value.
+    /// An occurrence that overlaps findings already in `findings` (or other
+    /// occurrences) is merged with them into one finding over their union,
+    /// named by the leftmost: redacting only one of two overlapping values
+    /// would show the rest of the other, and a fragment redacted here but
+    /// not elsewhere would be a new value left in clear. Keeps `findings`
+    /// sorted by start.
     pub(crate) fn extend(&self, text: &str, findings: &mut Vec<Finding>) {
-        let mut spans: Vec<(usize, usize)> = findings.iter().map(|f| (f.start, f.end)).collect();
-        spans.sort_unstable();
-        // Running maximum of ends, so nested or overlapping input spans are
-        // handled too: a match [s, e) overlaps some span iff the largest end
-        // among spans starting before `e` is past `s`.
-        let mut max_end = Vec::with_capacity(spans.len());
-        let mut m = 0;
-        for &(_, b) in &spans {
-            m = m.max(b);
-            max_end.push(m);
-        }
-        let overlaps = |s: usize, e: usize| {
-            let idx = spans.partition_point(|&(a, _)| a < e);
-            idx > 0 && max_end[idx - 1] > s
-        };
-        let mut candidates: Vec<(usize, usize, usize)> = self
+        let added: Vec<Finding> = self
             .ac
             .find_overlapping_iter(text)
-            .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
-            .filter(|&(s, e, _)| text.is_char_boundary(s) && text.is_char_boundary(e))
+            .filter(|m| text.is_char_boundary(m.start()) && text.is_char_boundary(m.end()))
+            .map(|m| Finding {
+                start: m.start(),
+                end: m.end(),
+                ..self.sources[m.pattern().as_usize()].clone()
+            })
             .collect();
-        // Occurrences that overlap each other ("1234 5678" and "5678 9999"
-        // in "1234 5678 9999") become one span over their union, named by
-        // the leftmost (longest at a tie): keeping only one would show the
-        // rest of the other.
-        candidates.sort_unstable_by_key(|&(s, e, _)| (s, std::cmp::Reverse(e)));
-        let mut merged: Vec<(usize, usize, usize)> = Vec::with_capacity(candidates.len());
-        for (s, e, p) in candidates {
-            match merged.last_mut() {
-                Some(last) if last.1 > s => last.1 = last.1.max(e),
-                _ => merged.push((s, e, p)),
-            }
+        if added.is_empty() {
+            return;
         }
-        // Where a finding already covers part of an occurrence, the rest of
-        // it is redacted on its own ("John" of "John Smith" when a URL
-        // finding starts at "Smith").
-        let mut added: Vec<Finding> = Vec::new();
-        let mut pieces = Vec::new();
-        for (s, e, p) in merged {
-            pieces.clear();
-            if overlaps(s, e) {
-                let near = &spans[..spans.partition_point(|&(a, _)| a < e)];
-                leftovers(text, (s, e), near.iter().copied(), &mut pieces);
-            } else {
-                pieces.push((s, e));
+        // Leftmost first, the longest at a start, and at the same span the
+        // finding already there before an occurrence (it keeps its name).
+        let mut all: Vec<(Finding, bool)> = findings.drain(..).map(|f| (f, false)).collect();
+        all.extend(added.into_iter().map(|f| (f, true)));
+        all.sort_by_key(|(f, new)| (f.start, std::cmp::Reverse(f.end), *new));
+        // Per finding kept: whether it took in an occurrence. Findings the
+        // detector reported are left as they are among themselves.
+        let mut took_new: Vec<bool> = Vec::with_capacity(all.len());
+        for (f, new) in all {
+            if let (Some(last), Some(group)) = (findings.last_mut(), took_new.last_mut()) {
+                if f.start < last.end && (new || *group) {
+                    last.end = last.end.max(f.end);
+                    *group = true;
+                    continue;
+                }
             }
-            added.extend(pieces.iter().map(|&(start, end)| Finding {
-                start,
-                end,
-                ..self.sources[p].clone()
-            }));
-        }
-        if !added.is_empty() {
-            findings.extend(added);
-            findings.sort_by_key(|f| (f.start, f.end));
+            findings.push(f);
+            took_new.push(new);
         }
     }
 }
@@ -146,26 +127,26 @@ mod tests {
     }
 
     #[test]
-    fn a_shorter_value_is_used_where_the_longest_is_blocked() {
+    fn an_occurrence_a_finding_partly_covers_merges_with_it() {
         let source = "Mr. John and John Smith";
         let found = [finding("PERSON", 4, 8), finding("PERSON", 13, 23)];
         let rep = Repeats::new([(source, &found[..])]).unwrap();
-        // "John Smith" here runs into the URL finding; "John" does not.
+        // "John Smith" here runs into the URL finding.
         let text = "Mr. John Smithpostgres://u:p@h/db";
         let mut findings = vec![finding("URL", 9, 33)];
         rep.extend(text, &mut findings);
-        assert_eq!(spans(&findings), [(4, 8, "PERSON"), (9, 33, "URL")]);
+        assert_eq!(spans(&findings), [(4, 33, "PERSON")]);
     }
 
     #[test]
-    fn the_uncovered_rest_of_an_occurrence_is_redacted() {
+    fn an_occurrence_inside_a_finding_changes_nothing() {
         let source = "John Smith";
         let found = [finding("PERSON", 0, 10)];
         let rep = Repeats::new([(source, &found[..])]).unwrap();
-        let text = "Mr. John Smithpostgres://u:p@h/db";
-        let mut findings = vec![finding("URL", 9, 33)];
+        let text = "to John Smith and John Smith";
+        let mut findings = vec![finding("NAME", 3, 13)];
         rep.extend(text, &mut findings);
-        assert_eq!(spans(&findings), [(4, 8, "PERSON"), (9, 33, "URL")]);
+        assert_eq!(spans(&findings), [(3, 13, "NAME"), (18, 28, "PERSON")]);
     }
 
     #[test]
