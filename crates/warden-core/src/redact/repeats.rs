@@ -107,7 +107,9 @@ impl Repeats {
 mod tests {
     use super::*;
 
-    fn finding(entity: &str, start: usize, end: usize) -> Finding {
+    type Span = (&'static str, usize, usize);
+
+    fn finding(&(entity, start, end): &Span) -> Finding {
         Finding {
             entity: entity.into(),
             rule: "test".into(),
@@ -119,59 +121,69 @@ mod tests {
         }
     }
 
-    fn spans(findings: &[Finding]) -> Vec<(usize, usize, &str)> {
-        findings
-            .iter()
-            .map(|f| (f.start, f.end, f.entity()))
-            .collect()
+    /// Values found in `source` (its findings `known`) are searched for in
+    /// `text`, which already holds the findings `existing`.
+    struct Case {
+        source: &'static str,
+        known: &'static [Span],
+        text: &'static str,
+        existing: &'static [Span],
+        expected: &'static [Span],
     }
 
-    #[test]
-    fn an_occurrence_a_finding_partly_covers_merges_with_it() {
-        let source = "Mr. John and John Smith";
-        let found = [finding("PERSON", 4, 8), finding("PERSON", 13, 23)];
-        let rep = Repeats::new([(source, &found[..])]).unwrap();
-        // "John Smith" here runs into the URL finding.
-        let text = "Mr. John Smithpostgres://u:p@h/db";
-        let mut findings = vec![finding("URL", 9, 33)];
-        rep.extend(text, &mut findings);
-        assert_eq!(spans(&findings), [(4, 33, "PERSON")]);
-    }
+    const CASES: &[Case] = &[
+        // "John Smith" here runs into a URL finding: both become one.
+        Case {
+            source: "Mr. John and John Smith",
+            known: &[("PERSON", 4, 8), ("PERSON", 13, 23)],
+            text: "Mr. John Smithpostgres://u:p@h/db",
+            existing: &[("URL", 9, 33)],
+            expected: &[("PERSON", 4, 33)],
+        },
+        // An occurrence inside a finding changes nothing; one elsewhere is added.
+        Case {
+            source: "John Smith",
+            known: &[("PERSON", 0, 10)],
+            text: "to John Smith and John Smith",
+            existing: &[("NAME", 3, 13)],
+            expected: &[("NAME", 3, 13), ("PERSON", 18, 28)],
+        },
+        // A value found obfuscated is found where it is typed plainly.
+        Case {
+            source: "jane\u{200b}.doe@acme.io",
+            known: &[("EMAIL", 0, 19)],
+            text: "to: jane.doe@acme.io",
+            existing: &[],
+            expected: &[("EMAIL", 4, 20)],
+        },
+        // Overlapping occurrences become their union, named by the leftmost.
+        Case {
+            source: "1234 5678 and 5678 9999",
+            known: &[("A", 0, 9), ("B", 14, 23)],
+            text: "x 1234 5678 9999 y",
+            existing: &[],
+            expected: &[("A", 2, 16)],
+        },
+    ];
 
     #[test]
-    fn an_occurrence_inside_a_finding_changes_nothing() {
-        let source = "John Smith";
-        let found = [finding("PERSON", 0, 10)];
-        let rep = Repeats::new([(source, &found[..])]).unwrap();
-        let text = "to John Smith and John Smith";
-        let mut findings = vec![finding("NAME", 3, 13)];
-        rep.extend(text, &mut findings);
-        assert_eq!(spans(&findings), [(3, 13, "NAME"), (18, 28, "PERSON")]);
-    }
-
-    #[test]
-    fn a_value_found_obfuscated_is_also_found_plain() {
-        let source = "jane\u{200b}.doe@acme.io";
-        let found = [finding("EMAIL", 0, source.len())];
-        let rep = Repeats::new([(source, &found[..])]).unwrap();
-        let mut findings = vec![];
-        rep.extend("to: jane.doe@acme.io", &mut findings);
-        assert_eq!(spans(&findings), [(4, 20, "EMAIL")]);
-    }
-
-    #[test]
-    fn overlapping_occurrences_become_their_union() {
-        let source = "1234 5678 and 5678 9999";
-        let found = [finding("A", 0, 9), finding("B", 14, 23)];
-        let rep = Repeats::new([(source, &found[..])]).unwrap();
-        let mut findings = vec![];
-        rep.extend("x 1234 5678 9999 y", &mut findings);
-        assert_eq!(spans(&findings), [(2, 16, "A")]);
+    fn repeats_are_found_and_merged() {
+        for case in CASES {
+            let known: Vec<Finding> = case.known.iter().map(finding).collect();
+            let rep = Repeats::new([(case.source, &known[..])]).unwrap();
+            let mut findings: Vec<Finding> = case.existing.iter().map(finding).collect();
+            rep.extend(case.text, &mut findings);
+            let got: Vec<(&str, usize, usize)> = findings
+                .iter()
+                .map(|f| (f.entity(), f.start, f.end))
+                .collect();
+            assert_eq!(got, case.expected, "{}", case.text);
+        }
     }
 
     #[test]
     fn short_values_are_not_searched_for() {
-        let found = [finding("PERSON", 0, 3)];
+        let found = [finding(&("PERSON", 0, 3))];
         assert!(Repeats::new([("Ann", &found[..])]).is_none());
     }
 }

@@ -926,55 +926,58 @@ mod tests {
     use super::{alpha_run_end, block_masks, resolve_overlaps, ALPHA, CLASS};
     use crate::finding::Finding;
 
-    fn finding(entity: &str, start: usize, end: usize, score: f32) -> Finding {
-        Finding {
-            entity: entity.into(),
-            rule: "test".into(),
-            start,
-            end,
-            score,
-            evidence: vec![],
-            obfuscated: false,
+    type Candidate = (&'static str, usize, usize, f32);
+    type Kept = (&'static str, usize, usize);
+
+    /// Overlap cases: text, findings as (entity, start, end, score), and
+    /// what is kept as (entity, start, end).
+    const OVERLAPS: &[(&str, &[Candidate], &[Kept])] = &[
+        // The loser keeps the word the winner does not cover.
+        (
+            "Mr. John Smithpostgres://u:p@h/db",
+            &[("PERSON", 4, 22, 0.8), ("URL", 9, 33, 0.9)],
+            &[("PERSON", 4, 8), ("URL", 9, 33)],
+        ),
+        // A gap between two winners is kept.
+        (
+            "aaaa bbbb cccc",
+            &[("A", 0, 4, 0.9), ("C", 10, 14, 0.9), ("LOW", 2, 12, 0.5)],
+            &[("A", 0, 4), ("LOW", 5, 9), ("C", 10, 14)],
+        ),
+        // Covered losers and leftovers under four bytes are dropped.
+        (
+            "ab 4242 4242 xyz",
+            &[
+                ("CARD", 3, 12, 0.9),
+                ("PHONE", 3, 7, 0.5),
+                ("LOW", 8, 16, 0.5),
+            ],
+            &[("CARD", 3, 12)],
+        ),
+    ];
+
+    #[test]
+    fn overlaps_keep_the_best_and_the_uncovered_words() {
+        for &(text, found, kept) in OVERLAPS {
+            let found = found
+                .iter()
+                .map(|&(entity, start, end, score)| Finding {
+                    entity: entity.into(),
+                    rule: "test".into(),
+                    start,
+                    end,
+                    score,
+                    evidence: vec![],
+                    obfuscated: false,
+                })
+                .collect();
+            let resolved = resolve_overlaps(text, found);
+            let got: Vec<(&str, usize, usize)> = resolved
+                .iter()
+                .map(|f| (&*f.entity, f.start, f.end))
+                .collect();
+            assert_eq!(got, kept, "{text}");
         }
-    }
-
-    fn spans(found: &[Finding]) -> Vec<(&str, usize, usize)> {
-        found.iter().map(|f| (f.entity(), f.start, f.end)).collect()
-    }
-
-    #[test]
-    fn a_partly_covered_finding_keeps_its_uncovered_words() {
-        let text = "Mr. John Smithpostgres://u:p@h/db";
-        let found = vec![finding("PERSON", 4, 22, 0.8), finding("URL", 9, 33, 0.9)];
-        assert_eq!(
-            spans(&resolve_overlaps(text, found)),
-            [("PERSON", 4, 8), ("URL", 9, 33)]
-        );
-    }
-
-    #[test]
-    fn a_finding_between_two_better_ones_keeps_the_gap() {
-        let text = "aaaa bbbb cccc";
-        let found = vec![
-            finding("A", 0, 4, 0.9),
-            finding("C", 10, 14, 0.9),
-            finding("LOW", 2, 12, 0.5),
-        ];
-        assert_eq!(
-            spans(&resolve_overlaps(text, found)),
-            [("A", 0, 4), ("LOW", 5, 9), ("C", 10, 14)]
-        );
-    }
-
-    #[test]
-    fn covered_or_short_leftovers_are_dropped() {
-        let text = "ab 4242 4242 xyz";
-        let found = vec![
-            finding("CARD", 3, 12, 0.9),
-            finding("PHONE", 3, 7, 0.5),
-            finding("LOW", 8, 16, 0.5),
-        ];
-        assert_eq!(spans(&resolve_overlaps(text, found)), [("CARD", 3, 12)]);
     }
 
     #[test]
