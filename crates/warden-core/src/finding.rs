@@ -43,44 +43,10 @@ pub struct Finding {
 }
 
 /// Shortest value the redactor also redacts wherever else it occurs, and
-/// the shortest leftover of a partly covered finding that is kept: shorter
+/// the shortest leftover of a partly covered finding the scanner keeps: shorter
 /// values ("Ann", "Mr") would hit unrelated words, and a leftover shorter
 /// than this would sit redacted in one place and plain in another.
 pub(crate) const MIN_VALUE_LEN: usize = 4;
-
-/// Appends to `out` the parts of `start..end` that no span of `covered`
-/// (sorted by start; may overlap each other) covers, each trimmed to its
-/// letters and digits and kept when at least [`MIN_VALUE_LEN`] bytes long.
-pub(crate) fn leftovers(
-    text: &str,
-    (start, end): (usize, usize),
-    covered: impl IntoIterator<Item = (usize, usize)>,
-    out: &mut Vec<(usize, usize)>,
-) {
-    let mut keep = |s: usize, e: usize| {
-        let not_word = |c: char| !c.is_alphanumeric();
-        let Some(piece) = text.get(s..e) else { return };
-        let tail = piece.trim_start_matches(not_word);
-        let word = tail.trim_end_matches(not_word);
-        let s = s + (piece.len() - tail.len());
-        if word.len() >= MIN_VALUE_LEN {
-            out.push((s, s + word.len()));
-        }
-    };
-    let mut at = start;
-    for (s, e) in covered {
-        if e <= at || s >= end {
-            continue;
-        }
-        if at < s {
-            keep(at, s);
-        }
-        at = e;
-    }
-    if at < end {
-        keep(at, end);
-    }
-}
 
 impl Finding {
     /// The entity type as a string slice.

@@ -6,7 +6,7 @@ use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input};
 
 use super::{Anchor, Inner, Rule};
-use crate::finding::{leftovers, Checksum, Evidence, Finding};
+use crate::finding::{Checksum, Evidence, Finding, MIN_VALUE_LEN};
 use crate::normalize::{normalize, Normalized};
 
 /// Bytes that may separate digits inside one digit run, numbered from 1
@@ -187,6 +187,40 @@ fn resolve_overlaps(text: &str, mut found: Vec<Finding>) -> Vec<Finding> {
     }
     kept.sort_by_key(|f| (f.start, f.end));
     kept
+}
+
+/// Appends to `out` the parts of `start..end` that no span of `covered`
+/// (sorted and disjoint) covers, each trimmed to its letters and digits and
+/// kept when at least [`MIN_VALUE_LEN`] bytes long.
+fn leftovers(
+    text: &str,
+    (start, end): (usize, usize),
+    covered: impl IntoIterator<Item = (usize, usize)>,
+    out: &mut Vec<(usize, usize)>,
+) {
+    let mut keep = |s: usize, e: usize| {
+        let not_word = |c: char| !c.is_alphanumeric();
+        let Some(piece) = text.get(s..e) else { return };
+        let tail = piece.trim_start_matches(not_word);
+        let word = tail.trim_end_matches(not_word);
+        let s = s + (piece.len() - tail.len());
+        if word.len() >= MIN_VALUE_LEN {
+            out.push((s, s + word.len()));
+        }
+    };
+    let mut at = start;
+    for (s, e) in covered {
+        if e <= at || s >= end {
+            continue;
+        }
+        if at < s {
+            keep(at, s);
+        }
+        at = e;
+    }
+    if at < end {
+        keep(at, end);
+    }
 }
 
 /// Lower-case a JSON key and split it into words (`creditCard_number` →
