@@ -68,35 +68,52 @@ impl Repeats {
     /// not elsewhere would be a new value left in clear. Keeps `findings`
     /// sorted by start.
     pub(crate) fn extend(&self, text: &str, findings: &mut Vec<Finding>) {
-        let added: Vec<Finding> = self
+        let seen: Vec<(usize, usize, usize)> = self
             .ac
             .find_overlapping_iter(text)
             .filter(|m| text.is_char_boundary(m.start()) && text.is_char_boundary(m.end()))
-            .map(|m| Finding {
-                start: m.start(),
-                end: m.end(),
-                ..self.sources[m.pattern().as_usize()].clone()
-            })
+            .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
             .collect();
-        if added.is_empty() {
+        if seen.is_empty() {
             return;
         }
+        // Spans as (start, end, is an occurrence, index into `old` or
+        // pattern): a Finding is only made for an occurrence that is not
+        // merged into one already there (most are the detected values
+        // themselves, at their own spans).
+        let mut order: Vec<(usize, usize, bool, usize)> = findings
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.start, f.end, false, i))
+            .chain(seen.iter().map(|&(s, e, p)| (s, e, true, p)))
+            .collect();
+        let mut old: Vec<Option<Finding>> = findings.drain(..).map(Some).collect();
         // Leftmost first, the longest at a start, and at the same span the
         // finding already there before an occurrence (it keeps its name).
-        let mut all: Vec<(Finding, bool)> = findings.drain(..).map(|f| (f, false)).collect();
-        all.extend(added.into_iter().map(|f| (f, true)));
-        all.sort_by_key(|(f, new)| (f.start, std::cmp::Reverse(f.end), *new));
+        order.sort_unstable_by_key(|&(s, e, new, _)| (s, std::cmp::Reverse(e), new));
         // Per finding kept: whether it took in an occurrence. Findings the
         // detector reported are left as they are among themselves.
-        let mut took_new: Vec<bool> = Vec::with_capacity(all.len());
-        for (f, new) in all {
+        let mut took_new: Vec<bool> = Vec::with_capacity(order.len());
+        for (start, end, new, i) in order {
             if let (Some(last), Some(group)) = (findings.last_mut(), took_new.last_mut()) {
-                if f.start < last.end && (new || *group) {
-                    last.end = last.end.max(f.end);
+                if start < last.end && (new || *group) {
+                    last.end = last.end.max(end);
                     *group = true;
                     continue;
                 }
             }
+            let f = if new {
+                Finding {
+                    start,
+                    end,
+                    ..self.sources[i].clone()
+                }
+            } else {
+                match old[i].take() {
+                    Some(f) => f,
+                    None => continue,
+                }
+            };
             findings.push(f);
             took_new.push(new);
         }
