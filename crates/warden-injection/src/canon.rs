@@ -951,6 +951,35 @@ pub(crate) fn fold_view(view: &View) -> View {
     View::new(view.layer, true, text, Map::Spans(spans))
 }
 
+/// What [`mixed_script_words`] needs to know of a letter's script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LetterScript {
+    Latin,
+    /// Scripts with letters that pass for Latin ones.
+    LatinLookalike,
+    Other,
+}
+
+/// The script class of an alphabetic character. The common blocks are
+/// decided by range; `script()`, a binary search over the Unicode script
+/// table, would otherwise run on every letter of the text.
+fn letter_script(c: char) -> LetterScript {
+    match c as u32 {
+        0x41..=0x5A | 0x61..=0x7A | 0xC0..=0x24F | 0x1E00..=0x1EFF => LetterScript::Latin,
+        0x400..=0x482 | 0x48A..=0x52F => LetterScript::LatinLookalike,
+        0x3041..=0x3096 | 0x30A1..=0x30FA | 0x4E00..=0x9FFF | 0xAC00..=0xD7A3 => {
+            LetterScript::Other
+        }
+        _ => match c.script() {
+            Script::Latin => LetterScript::Latin,
+            Script::Cyrillic | Script::Greek | Script::Armenian | Script::Cherokee => {
+                LetterScript::LatinLookalike
+            }
+            _ => LetterScript::Other,
+        },
+    }
+}
+
 fn mixed_script_words(view: &View, signals: &mut Signals) {
     let text = view.text.as_str();
     let mut start: Option<usize> = None;
@@ -962,18 +991,24 @@ fn mixed_script_words(view: &View, signals: &mut Signals) {
         }
     };
     for (i, c) in text.char_indices() {
-        if c.is_alphabetic() {
+        // ASCII letters are Latin: `script()` is a binary search over the
+        // Unicode script table, too slow to run on every character of mostly
+        // ASCII text that merely has a curly quote somewhere.
+        let alphabetic = if c.is_ascii() {
+            c.is_ascii_alphabetic()
+        } else {
+            c.is_alphabetic()
+        };
+        if alphabetic {
             if start.is_none() {
                 start = Some(i);
                 latin = false;
                 other = false;
             }
-            match c.script() {
-                Script::Latin => latin = true,
-                Script::Cyrillic | Script::Greek | Script::Armenian | Script::Cherokee => {
-                    other = true
-                }
-                _ => {}
+            match letter_script(c) {
+                LetterScript::Latin => latin = true,
+                LetterScript::LatinLookalike => other = true,
+                LetterScript::Other => {}
             }
         } else if let Some(s) = start.take() {
             flush(s, i, latin, other, signals);
@@ -995,6 +1030,23 @@ mod tests {
             map: Map::Identity(0),
             depth: 0,
         })
+    }
+
+    #[test]
+    fn letter_script_ranges_agree_with_the_script_table() {
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            if !c.is_alphabetic() {
+                continue;
+            }
+            let table = match c.script() {
+                Script::Latin => LetterScript::Latin,
+                Script::Cyrillic | Script::Greek | Script::Armenian | Script::Cherokee => {
+                    LetterScript::LatinLookalike
+                }
+                _ => LetterScript::Other,
+            };
+            assert_eq!(letter_script(c), table, "U+{:04X}", c as u32);
+        }
     }
 
     proptest::proptest! {
