@@ -10,6 +10,8 @@ pub const SNIPPETS: &[&str] = &[
     "{\"role\":\"user\",\"content\":\"What's the weather in Lisbon tomorrow? I need to decide whether to bring an umbrella.\"}",
     "Draft a polite email to a supplier explaining that invoice INV-20931 was paid twice and asking for a refund of the duplicate amount.",
     "Explain the difference between TCP and UDP to a new engineer, with one example of when to use each.",
+    "Our order has 3 items: cable A12, adapter B7 and the 4K monitor; the laptop runs macOS 14 on an M2 chip.",
+    "Merci beaucoup — the invoice for Müller GmbH is attached, please check the “due date” field. Grüße, José.",
     "Customer says: the app crashes when I upload a photo larger than 10 MB on Android 14. Steps: open gallery, pick photo, tap upload.",
 ];
 
