@@ -216,14 +216,10 @@ impl Tokens {
         let mut forced = Vec::new();
         if any_non_ascii {
             forced.resize(n_blocks, 0u64);
-            let mut i = 0;
+            let mut i = next_non_ascii(b, 0);
             while i < b.len() {
-                if b[i] < 0x80 {
-                    i += 1;
-                    continue;
-                }
                 let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
-                    i += 1;
+                    i = next_non_ascii(b, i + 1);
                     continue;
                 };
                 if is_cjk(c) {
@@ -233,7 +229,7 @@ impl Tokens {
                         word[j / 64] |= 1 << (j % 64);
                     }
                 }
-                i += c.len_utf8();
+                i = next_non_ascii(b, i + c.len_utf8());
             }
         }
         let mut starts = Vec::with_capacity(n_blocks);
@@ -1011,43 +1007,74 @@ fn letter_script(c: char) -> LetterScript {
     }
 }
 
+/// Words mixing Latin letters with look-alike ones. Only a word with a
+/// look-alike letter can mix, so the text is scanned for those (skipping
+/// ASCII bytes) and only their words are looked at.
 fn mixed_script_words(view: &View, signals: &mut Signals) {
-    let text = view.text.as_str();
-    let mut start: Option<usize> = None;
-    let mut latin = false;
-    let mut other = false;
-    let flush = |s: usize, e: usize, latin: bool, other: bool, sig: &mut Signals| {
-        if latin && other {
-            sig.mixed_script.push(view.original(s, e));
-        }
-    };
-    for (i, c) in text.char_indices() {
-        // ASCII letters are Latin: `script()` is a binary search over the
-        // Unicode script table, too slow to run on every character of mostly
-        // ASCII text that merely has a curly quote somewhere.
-        let alphabetic = if c.is_ascii() {
-            c.is_ascii_alphabetic()
-        } else {
-            c.is_alphabetic()
+    for (s, e) in mixed_script_spans(&view.text) {
+        signals.mixed_script.push(view.original(s, e));
+    }
+}
+
+fn is_letter(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphabetic()
+    } else {
+        c.is_alphabetic()
+    }
+}
+
+/// View spans of the words (runs of letters) that have both a Latin and a
+/// look-alike letter.
+fn mixed_script_spans(text: &str) -> Vec<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = next_non_ascii(b, 0);
+    while i < b.len() {
+        let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
+            i = next_non_ascii(b, i + 1);
+            continue;
         };
-        if alphabetic {
-            if start.is_none() {
-                start = Some(i);
-                latin = false;
-                other = false;
-            }
-            match letter_script(c) {
-                LetterScript::Latin => latin = true,
-                LetterScript::LatinLookalike => other = true,
-                LetterScript::Other => {}
-            }
-        } else if let Some(s) = start.take() {
-            flush(s, i, latin, other, signals);
+        if !is_letter(c) || letter_script(c) != LetterScript::LatinLookalike {
+            i = next_non_ascii(b, i + c.len_utf8());
+            continue;
         }
+        let s = text[..i]
+            .char_indices()
+            .rev()
+            .take_while(|&(_, c)| is_letter(c))
+            .last()
+            .map_or(i, |(k, _)| k);
+        let e = text[i..]
+            .char_indices()
+            .find(|&(_, c)| !is_letter(c))
+            .map_or(text.len(), |(k, _)| i + k);
+        if text[s..e]
+            .chars()
+            .any(|c| letter_script(c) == LetterScript::Latin)
+        {
+            out.push((s, e));
+        }
+        i = next_non_ascii(b, e);
     }
-    if let Some(s) = start {
-        flush(s, text.len(), latin, other, signals);
+    out
+}
+
+/// The first byte at or after `i` that is not ASCII (`b.len()` if none),
+/// eight bytes at a time.
+fn next_non_ascii(b: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let high = x & 0x8080_8080_8080_8080;
+        if high != 0 {
+            return i + (high.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
     }
+    while i < b.len() && b[i] < 0x80 {
+        i += 1;
+    }
+    i.min(b.len())
 }
 
 #[cfg(test)]
@@ -1078,6 +1105,46 @@ mod tests {
             };
             assert_eq!(letter_script(c), table, "U+{:04X}", c as u32);
         }
+    }
+
+    /// Every word, one character at a time: the reference for
+    /// [`mixed_script_spans`].
+    fn mixed_script_reference(text: &str) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut start: Option<usize> = None;
+        let mut latin = false;
+        let mut other = false;
+        let flush =
+            |s: usize, e: usize, latin: bool, other: bool, out: &mut Vec<(usize, usize)>| {
+                if latin && other {
+                    out.push((s, e));
+                }
+            };
+        for (i, c) in text.char_indices() {
+            let alphabetic = if c.is_ascii() {
+                c.is_ascii_alphabetic()
+            } else {
+                c.is_alphabetic()
+            };
+            if alphabetic {
+                if start.is_none() {
+                    start = Some(i);
+                    latin = false;
+                    other = false;
+                }
+                match letter_script(c) {
+                    LetterScript::Latin => latin = true,
+                    LetterScript::LatinLookalike => other = true,
+                    LetterScript::Other => {}
+                }
+            } else if let Some(s) = start.take() {
+                flush(s, i, latin, other, &mut out);
+            }
+        }
+        if let Some(s) = start {
+            flush(s, text.len(), latin, other, &mut out);
+        }
+        out
     }
 
     proptest::proptest! {
@@ -1143,6 +1210,13 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn mixed_script_spans_match_reference(
+            s in "[a-z \u{e9}\u{430}\u{43e}\u{3b1}\u{4e00}.-]{0,60}|\\PC{0,80}"
+        ) {
+            proptest::prop_assert_eq!(mixed_script_spans(&s), mixed_script_reference(&s));
+        }
+
         /// The ASCII bitmap token index agrees with the list of starts.
         #[test]
         fn token_bits_match_starts(
