@@ -939,11 +939,25 @@ pub(crate) fn fold_term(term: &str) -> Option<String> {
 /// Builds the skeleton + leet view from a canonical view.
 pub(crate) fn fold_view(view: &View) -> View {
     let src = view.text.as_str();
+    if src.is_ascii() {
+        // Byte for byte, so the folded view keeps the canonical view's map.
+        let b = src.as_bytes();
+        let text: Vec<u8> = b
+            .iter()
+            .enumerate()
+            .map(|(k, &c)| {
+                let prev = k > 0 && b[k - 1].is_ascii_alphanumeric();
+                let next = b.get(k + 1).is_some_and(u8::is_ascii_alphanumeric);
+                fold_char(char::from(c), prev, next) as u8
+            })
+            .collect();
+        let text = String::from_utf8(text).unwrap_or_default();
+        return View::new(view.layer, true, text, view.map.clone());
+    }
     let mut text = String::with_capacity(src.len());
     let mut spans: Vec<(u32, u32)> = Vec::with_capacity(src.len());
     let mut buf = Vec::with_capacity(4);
-    let chars: Vec<(usize, char)> = src.char_indices().collect();
-    for (k, &(i, c)) in chars.iter().enumerate() {
+    for (i, c) in src.char_indices() {
         let end = i + c.len_utf8();
         let (a, b) = view.original(i, end);
         let span = (a as u32, b as u32);
@@ -954,16 +968,18 @@ pub(crate) fn fold_view(view: &View) -> View {
             }
         };
         if c.is_ascii() {
-            let symbol_inside = matches!(c, '!' | '|' | '@' | '$' | '+')
-                && k > 0
-                && chars[k - 1].1.is_alphanumeric()
-                && chars.get(k + 1).is_some_and(|x| x.1.is_alphanumeric());
-            let ch = if matches!(c, '!' | '|' | '@' | '$' | '+') && !symbol_inside {
-                c
+            let (prev, next) = if is_leet_symbol(c) {
+                (
+                    src[..i]
+                        .chars()
+                        .next_back()
+                        .is_some_and(char::is_alphanumeric),
+                    src[end..].chars().next().is_some_and(char::is_alphanumeric),
+                )
             } else {
-                leet(c)
+                (false, false)
             };
-            push(ch, &mut text, &mut spans);
+            push(fold_char(c, prev, next), &mut text, &mut spans);
         } else {
             buf.clear();
             if c.is_alphabetic() && skeleton_ascii(c, &mut buf) {
@@ -976,6 +992,20 @@ pub(crate) fn fold_view(view: &View) -> View {
         }
     }
     View::new(view.layer, true, text, Map::Spans(spans))
+}
+
+fn is_leet_symbol(c: char) -> bool {
+    matches!(c, '!' | '|' | '@' | '$' | '+')
+}
+
+/// An ASCII character of the folded view: de-leeted, except a symbol that
+/// does not sit between two alphanumerics ("a@b" is "aab", "@ b" stays).
+fn fold_char(c: char, prev_alnum: bool, next_alnum: bool) -> char {
+    if is_leet_symbol(c) && !(prev_alnum && next_alnum) {
+        c
+    } else {
+        leet(c)
+    }
 }
 
 /// What [`mixed_script_words`] needs to know of a letter's script.
@@ -1209,7 +1239,59 @@ mod tests {
         false
     }
 
+    /// The fold, one character at a time: the reference for [`fold_view`].
+    fn fold_view_reference(view: &View) -> View {
+        let src = view.text.as_str();
+        let mut text = String::with_capacity(src.len());
+        let mut spans: Vec<(u32, u32)> = Vec::with_capacity(src.len());
+        let mut buf = Vec::with_capacity(4);
+        let chars: Vec<(usize, char)> = src.char_indices().collect();
+        for (k, &(i, c)) in chars.iter().enumerate() {
+            let end = i + c.len_utf8();
+            let (a, b) = view.original(i, end);
+            let span = (a as u32, b as u32);
+            let push = |ch: char, text: &mut String, spans: &mut Vec<(u32, u32)>| {
+                text.push(ch);
+                for _ in 0..ch.len_utf8() {
+                    spans.push(span);
+                }
+            };
+            if c.is_ascii() {
+                let symbol_inside = matches!(c, '!' | '|' | '@' | '$' | '+')
+                    && k > 0
+                    && chars[k - 1].1.is_alphanumeric()
+                    && chars.get(k + 1).is_some_and(|x| x.1.is_alphanumeric());
+                let ch = if matches!(c, '!' | '|' | '@' | '$' | '+') && !symbol_inside {
+                    c
+                } else {
+                    leet(c)
+                };
+                push(ch, &mut text, &mut spans);
+            } else {
+                buf.clear();
+                if c.is_alphabetic() && skeleton_ascii(c, &mut buf) {
+                    for &x in buf.iter() {
+                        push(leet(x), &mut text, &mut spans);
+                    }
+                } else {
+                    push(c, &mut text, &mut spans);
+                }
+            }
+        }
+        View::new(view.layer, true, text, Map::Spans(spans))
+    }
+
     proptest::proptest! {
+        #[test]
+        fn fold_view_matches_reference(s in "[a-zA-Z0-9!|@$+ \\n]{0,80}|[a-z0-9@ \\u{e9}\\u{430}\\u{ff41}\\u{200b}]{0,60}|\\PC{0,80}") {
+            let c = canon(&s);
+            let (fast, slow) = (fold_view(&c.view), fold_view_reference(&c.view));
+            proptest::prop_assert_eq!(&fast.text, &slow.text);
+            for i in 0..fast.text.len() {
+                proptest::prop_assert_eq!(fast.original(i, i + 1), slow.original(i, i + 1));
+            }
+        }
+
         #[test]
         fn mixed_script_spans_match_reference(
             s in "[a-z \u{e9}\u{430}\u{43e}\u{3b1}\u{4e00}.-]{0,60}|\\PC{0,80}"
