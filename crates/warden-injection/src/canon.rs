@@ -378,7 +378,6 @@ impl Builder {
     }
 
     /// `emit` for one ASCII byte at original offset `pos`.
-    #[cfg(test)]
     fn emit_ascii(&mut self, c: u8, pos: u32) {
         if self.identity && pos as usize == self.text.len() {
             self.text.push(c as char);
@@ -391,7 +390,6 @@ impl Builder {
 
     /// `push` for one ASCII byte at original offset `pos` (same collapsing
     /// rules; the reference for `collapse_runs`).
-    #[cfg(test)]
     fn push_ascii(&mut self, c: u8, pos: u32) {
         // `char::is_whitespace` restricted to ASCII.
         if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
@@ -479,24 +477,26 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
         let end = pos + c.len_utf8();
         let span = (pos as u32, end as u32);
         if c.is_ascii() {
-            if c.is_ascii_control() && c != '\n' && c != '\t' && c != '\r' {
-                b.push(' ', span);
-            } else if c.is_ascii_uppercase() {
-                b.push(c.to_ascii_lowercase(), span);
-            } else {
-                if c.is_ascii_digit() && !wants_fold {
-                    let prev = i > 0 && chars[i - 1].1.is_ascii_alphabetic();
-                    let next = chars.get(i + 1).is_some_and(|x| x.1.is_ascii_alphabetic());
-                    wants_fold = prev || next;
-                }
-                if (c == '@' || c == '$' || c == '|') && !wants_fold {
-                    let prev = i > 0 && chars[i - 1].1.is_alphabetic();
-                    let next = chars.get(i + 1).is_some_and(|x| x.1.is_alphabetic());
-                    wants_fold = prev && next;
-                }
-                b.push(c, span);
+            // The whole ASCII run byte by byte: no char decoding, and the
+            // same output as `push` gives its characters one at a time.
+            let run_end = next_non_ascii(src.as_bytes(), pos);
+            let run = &src.as_bytes()[pos..run_end];
+            if !wants_fold {
+                let prev_alpha = i > 0 && chars[i - 1].1.is_alphabetic();
+                let next_alpha = chars
+                    .get(i + run.len())
+                    .is_some_and(|x| x.1.is_alphabetic());
+                wants_fold = ascii_wants_fold(run) || run_edge_symbol(run, prev_alpha, next_alpha);
             }
-            i += 1;
+            for (k, &x) in run.iter().enumerate() {
+                let out = if x.is_ascii_control() && !matches!(x, b'\n' | b'\t' | b'\r') {
+                    b' '
+                } else {
+                    x.to_ascii_lowercase()
+                };
+                b.push_ascii(out, (pos + k) as u32);
+            }
+            i += run.len();
             continue;
         }
         b.break_identity();
@@ -667,6 +667,22 @@ fn canon_ascii(src: &[u8], b: &mut Builder) {
             c.to_ascii_lowercase()
         };
         b.push_ascii(out, i as u32);
+    }
+}
+
+/// A `@ $ |` at an edge of the ASCII `run` between two letters, one of
+/// them the non-ASCII character next to the run (what [`ascii_wants_fold`],
+/// which sees only the run, cannot tell).
+fn run_edge_symbol(run: &[u8], prev_alpha: bool, next_alpha: bool) -> bool {
+    let symbol = |c: u8| matches!(c, b'@' | b'$' | b'|');
+    let alpha_at = |k: usize| run.get(k).is_some_and(u8::is_ascii_alphabetic);
+    match run {
+        [] => false,
+        [c] => symbol(*c) && prev_alpha && next_alpha,
+        [first, .., last] => {
+            (symbol(*first) && prev_alpha && alpha_at(1))
+                || (symbol(*last) && next_alpha && alpha_at(run.len() - 2))
+        }
     }
 }
 
@@ -1118,6 +1134,22 @@ mod tests {
             map: Map::Identity(0),
             depth: 0,
         })
+    }
+
+    #[test]
+    fn symbols_between_a_non_ascii_letter_and_a_letter_want_the_fold() {
+        for (text, fold) in [
+            ("\u{e9}@\u{e9}", true),
+            ("\u{e9}@b", true),
+            ("a$\u{e9} x", true),
+            ("\u{e9}@ \u{e9}", false),
+            ("\u{e9} |b", false),
+            // Digits count only next to an ASCII letter.
+            ("\u{e9}1 \u{e9}", false),
+            ("\u{e9}x1 \u{e9}", true),
+        ] {
+            assert_eq!(canon(text).wants_fold, fold, "{text:?}");
+        }
     }
 
     #[test]
