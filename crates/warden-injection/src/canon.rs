@@ -970,10 +970,55 @@ pub(crate) fn fold_view(view: &View) -> View {
         let text = String::from_utf8(text).unwrap_or_default();
         return View::new(view.layer, true, text, view.map.clone());
     }
+    let bytes = src.as_bytes();
     let mut text = String::with_capacity(src.len());
     let mut spans: Vec<(u32, u32)> = Vec::with_capacity(src.len());
     let mut buf = Vec::with_capacity(4);
-    for (i, c) in src.char_indices() {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] < 0x80 {
+            // An ASCII run, byte by byte; only a symbol at its edge looks at
+            // the (non-ASCII) character beside the run.
+            let run_end = next_non_ascii(bytes, i);
+            for k in i..run_end {
+                let c = char::from(bytes[k]);
+                let (prev, next) = if is_leet_symbol(c) {
+                    (
+                        if k > i {
+                            bytes[k - 1].is_ascii_alphanumeric()
+                        } else {
+                            src[..i]
+                                .chars()
+                                .next_back()
+                                .is_some_and(char::is_alphanumeric)
+                        },
+                        if k + 1 < run_end {
+                            bytes[k + 1].is_ascii_alphanumeric()
+                        } else {
+                            src[run_end..]
+                                .chars()
+                                .next()
+                                .is_some_and(char::is_alphanumeric)
+                        },
+                    )
+                } else {
+                    (false, false)
+                };
+                text.push(fold_char(c, prev, next));
+            }
+            match &view.map {
+                Map::Spans(v) if v.len() >= run_end => spans.extend_from_slice(&v[i..run_end]),
+                _ => spans.extend((i..run_end).map(|k| {
+                    let (a, b) = view.original(k, k + 1);
+                    (a as u32, b as u32)
+                })),
+            }
+            i = run_end;
+            continue;
+        }
+        let Some(c) = src[i..].chars().next() else {
+            break;
+        };
         let end = i + c.len_utf8();
         let (a, b) = view.original(i, end);
         let span = (a as u32, b as u32);
@@ -983,29 +1028,15 @@ pub(crate) fn fold_view(view: &View) -> View {
                 spans.push(span);
             }
         };
-        if c.is_ascii() {
-            let (prev, next) = if is_leet_symbol(c) {
-                (
-                    src[..i]
-                        .chars()
-                        .next_back()
-                        .is_some_and(char::is_alphanumeric),
-                    src[end..].chars().next().is_some_and(char::is_alphanumeric),
-                )
-            } else {
-                (false, false)
-            };
-            push(fold_char(c, prev, next), &mut text, &mut spans);
-        } else {
-            buf.clear();
-            if c.is_alphabetic() && skeleton_ascii(c, &mut buf) {
-                for &x in buf.iter() {
-                    push(leet(x), &mut text, &mut spans);
-                }
-            } else {
-                push(c, &mut text, &mut spans);
+        buf.clear();
+        if c.is_alphabetic() && skeleton_ascii(c, &mut buf) {
+            for &x in buf.iter() {
+                push(leet(x), &mut text, &mut spans);
             }
+        } else {
+            push(c, &mut text, &mut spans);
         }
+        i = end;
     }
     View::new(view.layer, true, text, Map::Spans(spans))
 }
