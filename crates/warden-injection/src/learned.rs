@@ -148,7 +148,21 @@ fn visit_words(canonical: &str, mut f: impl FnMut(usize, u64)) {
         return;
     }
     let mut start: Option<usize> = None;
-    for (i, c) in canonical.char_indices() {
+    let mut i = 0;
+    while i < b.len() {
+        // ASCII by table; only other characters are decoded.
+        if b[i] < 0x80 {
+            if ASCII_WORD[b[i] as usize] {
+                start.get_or_insert(i);
+            } else if let Some(s) = start.take() {
+                emit(s, i);
+            }
+            i += 1;
+            continue;
+        }
+        let Some(c) = canonical.get(i..).and_then(|t| t.chars().next()) else {
+            break;
+        };
         if is_cjk(c) {
             if let Some(s) = start.take() {
                 emit(s, i);
@@ -159,6 +173,7 @@ fn visit_words(canonical: &str, mut f: impl FnMut(usize, u64)) {
         } else if let Some(s) = start.take() {
             emit(s, i);
         }
+        i += c.len_utf8();
     }
     if let Some(s) = start {
         emit(s, b.len());
@@ -494,6 +509,49 @@ impl LinearModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Words one character at a time: the reference for [`visit_words`].
+    fn words_reference(canonical: &str) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut start: Option<usize> = None;
+        for (i, c) in canonical.char_indices() {
+            if is_cjk(c) {
+                if let Some(s) = start.take() {
+                    out.push((s, i));
+                }
+                out.push((i, i + c.len_utf8()));
+            } else if is_word(c) {
+                start.get_or_insert(i);
+            } else if let Some(s) = start.take() {
+                out.push((s, i));
+            }
+        }
+        if let Some(s) = start {
+            out.push((s, canonical.len()));
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn words_match_reference(
+            s in "[a-z0-9_ .\u{e9}\u{430}\u{301}\u{4e00}\u{3042}\u{ac00}\u{2014}]{0,60}|\\PC{0,80}"
+        ) {
+            let mut hashes = Vec::new();
+            visit_words(&s, |pos, h| hashes.push((pos, h)));
+            let mut want = Vec::new();
+            let mut prev: Option<u64> = None;
+            for (a, e) in words_reference(&s) {
+                let h = word_hash(s.as_bytes(), a, e);
+                want.push((a, h));
+                if let Some(p) = prev {
+                    want.push((a, (p.rotate_left(17) ^ h).wrapping_mul(K_BIGRAM)));
+                }
+                prev = Some(h);
+            }
+            proptest::prop_assert_eq!(hashes, want);
+        }
+    }
 
     #[test]
     fn unrolled_ngrams_match_general_loop() {
