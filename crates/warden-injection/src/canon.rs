@@ -469,23 +469,28 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
         return finish_pieces(input, text, pieces, signals, payloads, wants_fold);
     }
     let mut wants_fold = false;
-    let chars: Vec<(usize, char)> = src.char_indices().collect();
-    let mut i = 0;
+    // Characters with their offsets, made only for tag and selector runs
+    // (rare), whose handlers look around the run.
+    let mut chars: Option<Vec<(usize, char)>> = None;
+    let bytes = src.as_bytes();
+    let mut pos = 0;
     let mut mapbuf: Vec<char> = Vec::with_capacity(8);
-    while i < chars.len() {
-        let (pos, c) = chars[i];
-        let end = pos + c.len_utf8();
-        let span = (pos as u32, end as u32);
-        if c.is_ascii() {
+    let mut dec: Vec<char> = Vec::with_capacity(8);
+    while pos < bytes.len() {
+        if bytes[pos] < 0x80 {
             // The whole ASCII run byte by byte: no char decoding, and the
             // same output as `push` gives its characters one at a time.
-            let run_end = next_non_ascii(src.as_bytes(), pos);
-            let run = &src.as_bytes()[pos..run_end];
+            let run_end = next_non_ascii(bytes, pos);
+            let run = &bytes[pos..run_end];
             if !wants_fold {
-                let prev_alpha = i > 0 && chars[i - 1].1.is_alphabetic();
-                let next_alpha = chars
-                    .get(i + run.len())
-                    .is_some_and(|x| x.1.is_alphabetic());
+                let prev_alpha = src[..pos]
+                    .chars()
+                    .next_back()
+                    .is_some_and(char::is_alphabetic);
+                let next_alpha = src[run_end..]
+                    .chars()
+                    .next()
+                    .is_some_and(char::is_alphabetic);
                 wants_fold = ascii_wants_fold(run) || run_edge_symbol(run, prev_alpha, next_alpha);
             }
             for (k, &x) in run.iter().enumerate() {
@@ -496,47 +501,41 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
                 };
                 b.push_ascii(out, (pos + k) as u32);
             }
-            i += run.len();
+            pos = run_end;
             continue;
         }
+        let Some(c) = src[pos..].chars().next() else {
+            break;
+        };
+        let end = pos + c.len_utf8();
+        let span = (pos as u32, end as u32);
         b.break_identity();
-        if is_tag(c) {
-            let run_start = i;
-            while i < chars.len() && is_tag(chars[i].1) {
-                i += 1;
+        if is_tag(c) || variation_selector(c).is_some() {
+            let all = chars.get_or_insert_with(|| src.char_indices().collect());
+            let run_start = all.partition_point(|&(p, _)| p < pos);
+            let mut i = run_start;
+            if is_tag(c) {
+                while i < all.len() && is_tag(all[i].1) {
+                    i += 1;
+                }
+                handle_tags(&all[run_start..i], all, run_start, input, &mut payloads);
+            } else {
+                while i < all.len() && variation_selector(all[i].1).is_some() {
+                    i += 1;
+                }
+                if i - run_start >= 2 {
+                    handle_selectors(&all[run_start..i], src.len(), all, i, input, &mut payloads);
+                }
             }
-            handle_tags(
-                &chars[run_start..i],
-                &chars,
-                run_start,
-                input,
-                &mut payloads,
-            );
-            continue;
-        }
-        if variation_selector(c).is_some() {
-            let run_start = i;
-            while i < chars.len() && variation_selector(chars[i].1).is_some() {
-                i += 1;
-            }
-            if i - run_start >= 2 {
-                handle_selectors(
-                    &chars[run_start..i],
-                    src.len(),
-                    &chars,
-                    i,
-                    input,
-                    &mut payloads,
-                );
-            }
+            pos = all.get(i).map_or(src.len(), |x| x.0);
             continue;
         }
         if is_invisible(c) {
             if is_bidi_override(c) {
                 signals.bidi.push(orig(input, pos, end));
             } else {
-                let prev = if i > 0 { Some(chars[i - 1].1) } else { None };
-                let next = chars.get(i + 1).map(|x| x.1);
+                let prev = src[..pos].chars().next_back();
+                let next = src[end..].chars().next();
                 let legit = match c as u32 {
                     0x200D => {
                         prev.is_some_and(is_emoji_like) && next.is_some_and(is_emoji_like)
@@ -554,7 +553,7 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
                     signals.zero_width.push(orig(input, pos, end));
                 }
             }
-            i += 1;
+            pos = end;
             continue;
         }
         // Compatibility decomposition, diacritics dropped, recomposed, lower-cased.
@@ -563,18 +562,16 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
             mapbuf.push(c);
         } else {
             let mut any_mark = false;
-            let dec: Vec<char> = c
-                .nfkd()
-                .filter(|d| {
-                    let m = is_foldable_mark(*d);
-                    any_mark |= m;
-                    !m
-                })
-                .collect();
+            dec.clear();
+            dec.extend(c.nfkd().filter(|d| {
+                let m = is_foldable_mark(*d);
+                any_mark |= m;
+                !m
+            }));
             if dec.len() == 1 && !any_mark {
                 mapbuf.push(dec[0]);
             } else {
-                mapbuf.extend(dec.into_iter().nfc());
+                mapbuf.extend(dec.iter().copied().nfc());
             }
         }
         for &m in mapbuf.iter() {
@@ -589,7 +586,7 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
                 wants_fold = true;
             }
         }
-        i += 1;
+        pos = end;
     }
     finish(input, b, signals, payloads, wants_fold)
 }
