@@ -322,13 +322,34 @@ fn is_tag(c: char) -> bool {
     (0xE0020..=0xE007E).contains(&(c as u32))
 }
 
+/// Only the runs of non-ASCII characters are looked at: ASCII characters
+/// are never invisible or foldable, and as NFKC starters of class 0 they
+/// split the quick check into independent runs.
 fn needs_unicode_pass(text: &str) -> bool {
-    if text.is_ascii() {
-        return false;
+    let b = text.as_bytes();
+    let mut i = 0;
+    loop {
+        while i < b.len() && b[i] < 0x80 {
+            i += 1;
+        }
+        if i == b.len() {
+            return false;
+        }
+        let mut j = i;
+        while j < b.len() && b[j] >= 0x80 {
+            j += 1;
+        }
+        // Runs of bytes >= 0x80 start and end on character boundaries.
+        let run = text.get(i..j).unwrap_or_default();
+        if run
+            .chars()
+            .any(|c| is_invisible(c) || fold_digit(c).is_some())
+            || is_nfkc_quick(run.chars()) != IsNormalized::Yes
+        {
+            return true;
+        }
+        i = j;
     }
-    text.chars()
-        .any(|c| !c.is_ascii() && (is_invisible(c) || fold_digit(c).is_some()))
-        || is_nfkc_quick(text.chars()) != IsNormalized::Yes
 }
 
 /// NFKC per segment (a starter and its combining marks), so that every output
@@ -514,6 +535,18 @@ fn push_plain(text: &str, from: usize, to: usize, b: &mut Builder) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The run-by-run check agrees with checking the whole text.
+        #[test]
+        fn unicode_pass_check_matches_whole_text(
+            s in "[a-z1 .\u{e9}\u{301}\u{308}\u{323}\u{ff11}\u{200b}\u{fb01}\u{2014}]{0,40}|\\PC{0,60}"
+        ) {
+            let whole = s.chars().any(|c| !c.is_ascii() && (is_invisible(c) || fold_digit(c).is_some()))
+                || is_nfkc_quick(s.chars()) != IsNormalized::Yes;
+            proptest::prop_assert_eq!(needs_unicode_pass(&s), whole);
+        }
+    }
 
     #[test]
     fn ascii_is_borrowed() {
