@@ -329,6 +329,16 @@ fn needs_unicode_pass(text: &str) -> bool {
     let b = text.as_bytes();
     let mut i = 0;
     loop {
+        // Eight bytes at a time to the next non-ASCII byte.
+        while let Some(chunk) = b.get(i..i + 8) {
+            let high =
+                u64::from_le_bytes(chunk.try_into().unwrap_or_default()) & 0x8080_8080_8080_8080;
+            if high != 0 {
+                i += (high.trailing_zeros() / 8) as usize;
+                break;
+            }
+            i += 8;
+        }
         while i < b.len() && b[i] < 0x80 {
             i += 1;
         }
