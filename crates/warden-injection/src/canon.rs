@@ -955,15 +955,18 @@ pub(crate) fn fold_view(view: &View) -> View {
     if src.is_ascii() {
         // Byte for byte, so the folded view keeps the canonical view's map.
         let b = src.as_bytes();
-        let text: Vec<u8> = b
+        let mut text: Vec<u8> = b
             .iter()
-            .enumerate()
-            .map(|(k, &c)| {
+            .map(|&c| LEET_ASCII[usize::from(c & 0x7f)])
+            .collect();
+        // Symbols stay unless between two alphanumerics: rare, fixed after.
+        for (k, &c) in b.iter().enumerate() {
+            if is_leet_symbol(char::from(c)) {
                 let prev = k > 0 && b[k - 1].is_ascii_alphanumeric();
                 let next = b.get(k + 1).is_some_and(u8::is_ascii_alphanumeric);
-                fold_char(char::from(c), prev, next) as u8
-            })
-            .collect();
+                text[k] = fold_char(char::from(c), prev, next) as u8;
+            }
+        }
         let text = String::from_utf8(text).unwrap_or_default();
         return View::new(view.layer, true, text, view.map.clone());
     }
@@ -1037,6 +1040,27 @@ pub(crate) fn fold_view(view: &View) -> View {
     }
     View::new(view.layer, true, text, Map::Spans(spans))
 }
+
+/// [`leet`] of every ASCII byte.
+const LEET_ASCII: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut i = 0;
+    while i < 128 {
+        t[i] = match i as u8 {
+            b'1' | b'l' | b'!' | b'|' => b'i',
+            b'0' => b'o',
+            b'3' => b'e',
+            b'4' | b'@' => b'a',
+            b'5' | b'$' => b's',
+            b'7' | b'+' => b't',
+            b'8' => b'b',
+            b'9' => b'g',
+            c => c,
+        };
+        i += 1;
+    }
+    t
+};
 
 fn is_leet_symbol(c: char) -> bool {
     matches!(c, '!' | '|' | '@' | '$' | '+')
@@ -1177,6 +1201,17 @@ mod tests {
             ("\u{e9}x1 \u{e9}", true),
         ] {
             assert_eq!(canon(text).wants_fold, fold, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn leet_table_matches_leet() {
+        for b in 0..128u8 {
+            assert_eq!(
+                char::from(LEET_ASCII[usize::from(b)]),
+                leet(char::from(b)),
+                "{b}"
+            );
         }
     }
 
