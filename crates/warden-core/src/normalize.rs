@@ -326,6 +326,9 @@ fn is_tag(c: char) -> bool {
 /// are never invisible or foldable, and as NFKC starters of class 0 they
 /// split the quick check into independent runs.
 fn needs_unicode_pass(text: &str) -> bool {
+    if text.is_ascii() {
+        return false;
+    }
     let b = text.as_bytes();
     let mut i = 0;
     loop {
