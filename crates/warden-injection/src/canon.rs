@@ -954,58 +954,20 @@ pub(crate) fn fold_view(view: &View) -> View {
     let src = view.text.as_str();
     if src.is_ascii() {
         // Byte for byte, so the folded view keeps the canonical view's map.
-        let b = src.as_bytes();
-        let mut text: Vec<u8> = b
-            .iter()
-            .map(|&c| LEET_ASCII[usize::from(c & 0x7f)])
-            .collect();
-        // Symbols stay unless between two alphanumerics: rare, fixed after.
-        for (k, &c) in b.iter().enumerate() {
-            if is_leet_symbol(char::from(c)) {
-                let prev = k > 0 && b[k - 1].is_ascii_alphanumeric();
-                let next = b.get(k + 1).is_some_and(u8::is_ascii_alphanumeric);
-                text[k] = fold_char(char::from(c), prev, next) as u8;
-            }
-        }
+        let mut text = Vec::with_capacity(src.len());
+        fold_ascii_run(src, 0, src.len(), &mut text);
         let text = String::from_utf8(text).unwrap_or_default();
         return View::new(view.layer, true, text, view.map.clone());
     }
     let bytes = src.as_bytes();
-    let mut text = String::with_capacity(src.len());
+    let mut text: Vec<u8> = Vec::with_capacity(src.len());
     let mut spans: Vec<(u32, u32)> = Vec::with_capacity(src.len());
     let mut buf = Vec::with_capacity(4);
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] < 0x80 {
-            // An ASCII run, byte by byte; only a symbol at its edge looks at
-            // the (non-ASCII) character beside the run.
             let run_end = next_non_ascii(bytes, i);
-            for k in i..run_end {
-                let c = char::from(bytes[k]);
-                let (prev, next) = if is_leet_symbol(c) {
-                    (
-                        if k > i {
-                            bytes[k - 1].is_ascii_alphanumeric()
-                        } else {
-                            src[..i]
-                                .chars()
-                                .next_back()
-                                .is_some_and(char::is_alphanumeric)
-                        },
-                        if k + 1 < run_end {
-                            bytes[k + 1].is_ascii_alphanumeric()
-                        } else {
-                            src[run_end..]
-                                .chars()
-                                .next()
-                                .is_some_and(char::is_alphanumeric)
-                        },
-                    )
-                } else {
-                    (false, false)
-                };
-                text.push(fold_char(c, prev, next));
-            }
+            fold_ascii_run(src, i, run_end, &mut text);
             match &view.map {
                 Map::Spans(v) if v.len() >= run_end => spans.extend_from_slice(&v[i..run_end]),
                 _ => spans.extend((i..run_end).map(|k| {
@@ -1022,8 +984,8 @@ pub(crate) fn fold_view(view: &View) -> View {
         let end = i + c.len_utf8();
         let (a, b) = view.original(i, end);
         let span = (a as u32, b as u32);
-        let push = |ch: char, text: &mut String, spans: &mut Vec<(u32, u32)>| {
-            text.push(ch);
+        let push = |ch: char, text: &mut Vec<u8>, spans: &mut Vec<(u32, u32)>| {
+            text.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
             for _ in 0..ch.len_utf8() {
                 spans.push(span);
             }
@@ -1038,7 +1000,42 @@ pub(crate) fn fold_view(view: &View) -> View {
         }
         i = end;
     }
+    let text = String::from_utf8(text).unwrap_or_default();
     View::new(view.layer, true, text, Map::Spans(spans))
+}
+
+/// Appends the fold of the ASCII bytes `src[from..to]` to `out`: de-leeted
+/// by table, then each symbol put back unless it sits between two
+/// alphanumerics, which at the run's edges are the (non-ASCII) characters
+/// beside it.
+fn fold_ascii_run(src: &str, from: usize, to: usize, out: &mut Vec<u8>) {
+    let b = src.as_bytes();
+    let base = out.len();
+    out.extend(
+        b[from..to]
+            .iter()
+            .map(|&c| LEET_ASCII[usize::from(c & 0x7f)]),
+    );
+    for k in from..to {
+        let c = char::from(b[k]);
+        if !is_leet_symbol(c) {
+            continue;
+        }
+        let prev = if k > from {
+            b[k - 1].is_ascii_alphanumeric()
+        } else {
+            src[..from]
+                .chars()
+                .next_back()
+                .is_some_and(char::is_alphanumeric)
+        };
+        let next = if k + 1 < to {
+            b[k + 1].is_ascii_alphanumeric()
+        } else {
+            src[to..].chars().next().is_some_and(char::is_alphanumeric)
+        };
+        out[base + k - from] = fold_char(c, prev, next) as u8;
+    }
 }
 
 /// [`leet`] of every ASCII byte.
@@ -1114,14 +1111,6 @@ fn mixed_script_words(view: &View, signals: &mut Signals) {
     }
 }
 
-fn is_letter(c: char) -> bool {
-    if c.is_ascii() {
-        c.is_ascii_alphabetic()
-    } else {
-        c.is_alphabetic()
-    }
-}
-
 /// View spans of the words (runs of letters) that have both a Latin and a
 /// look-alike letter.
 fn mixed_script_spans(text: &str) -> Vec<(usize, usize)> {
@@ -1133,19 +1122,19 @@ fn mixed_script_spans(text: &str) -> Vec<(usize, usize)> {
             i = next_non_ascii(b, i + 1);
             continue;
         };
-        if !is_letter(c) || letter_script(c) != LetterScript::LatinLookalike {
+        if !c.is_alphabetic() || letter_script(c) != LetterScript::LatinLookalike {
             i = next_non_ascii(b, i + c.len_utf8());
             continue;
         }
         let s = text[..i]
             .char_indices()
             .rev()
-            .take_while(|&(_, c)| is_letter(c))
+            .take_while(|&(_, c)| c.is_alphabetic())
             .last()
             .map_or(i, |(k, _)| k);
         let e = text[i..]
             .char_indices()
-            .find(|&(_, c)| !is_letter(c))
+            .find(|&(_, c)| !c.is_alphabetic())
             .map_or(text.len(), |(k, _)| i + k);
         if text[s..e]
             .chars()
@@ -1246,12 +1235,7 @@ mod tests {
                 }
             };
         for (i, c) in text.char_indices() {
-            let alphabetic = if c.is_ascii() {
-                c.is_ascii_alphabetic()
-            } else {
-                c.is_alphabetic()
-            };
-            if alphabetic {
+            if c.is_alphabetic() {
                 if start.is_none() {
                     start = Some(i);
                     latin = false;
