@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use regex_automata::dfa::Automaton;
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input};
 
-use super::{Anchor, Inner, Rule};
+use super::{Anchor, Dfa, Inner, Rule};
 use crate::finding::{Checksum, Evidence, Finding, MIN_VALUE_LEN};
 use crate::normalize::{normalize, Normalized};
 
@@ -773,7 +774,10 @@ impl Scan<'_> {
     /// Find matches of rule `r` in `ws..we` that overlap the anchor `as_..ae`.
     fn search_window(&mut self, r: usize, ws: usize, we: usize, as_: usize, ae: usize) {
         let mut at = ws.max(self.last_end[r]);
-        while at < we {
+        // A match that starts at or after this cannot overlap the anchor,
+        // so there is no need to look for one.
+        let last_start = ae.max(as_ + 1);
+        while at < we && at < last_start {
             let input = Input::new(self.text).range(at..we);
             let Some((s, e, ms, me)) = self.find(r, &input) else {
                 break;
@@ -782,7 +786,7 @@ impl Scan<'_> {
             if me <= as_ {
                 continue;
             }
-            if ms >= ae.max(as_ + 1) {
+            if ms >= last_start {
                 break;
             }
             self.accept(r, s, e, me);
@@ -822,14 +826,23 @@ impl Scan<'_> {
     /// One match of rule `r` in `input`: (reported start, end, match start, end).
     fn find(&mut self, r: usize, input: &Input<'_>) -> Option<(usize, usize, usize, usize)> {
         let rule = &self.inner.rules[r];
-        // Same regex, same syntax, same match semantics: the DFA pair finds
-        // the match the meta regex would (forward DFA for the end, reverse
-        // for the start), with less setup per call. A DFA error (it never
-        // quits on these ASCII-only patterns) falls through to the meta regex.
-        let dfa_match = rule.dfa.as_ref().and_then(|dfa| dfa.try_search(input).ok());
+        // Same regex, same syntax, same match semantics: the DFAs find the
+        // match the meta regex would (forward DFA for the end; the start is
+        // the anchor, or the reverse DFA finds it), with less setup per
+        // call. A DFA error (they never quit on these ASCII-only patterns,
+        // but an anchored DFA refuses an unanchored search) falls through
+        // to the meta regex.
+        let dfa_match = match &rule.dfa {
+            Some(Dfa::Anchored(fwd)) => fwd
+                .try_search_fwd(input)
+                .ok()
+                .map(|m| m.map(|end| input.start()..end.offset())),
+            Some(Dfa::Window(dfa)) => dfa.try_search(input).ok().map(|m| m.map(|m| m.range())),
+            None => None,
+        };
         let m = match dfa_match {
             Some(None) => return None,
-            Some(Some(m)) => m.range(),
+            Some(Some(m)) => m,
             None => rule.re.search(input)?.range(),
         };
         if rule.group == 0 {

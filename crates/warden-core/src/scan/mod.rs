@@ -88,9 +88,9 @@ struct Rule {
     entity: Arc<str>,
     re: meta::Regex,
     /// The same regex as a fully built DFA, when small enough: a cheap,
-    /// cache-free test that rules out almost every candidate window before
-    /// the meta regex (with its per-call setup) runs.
-    dfa: Option<dfa_regex::Regex>,
+    /// cache-free test that rules out almost every candidate before the
+    /// meta regex (with its per-call setup) runs.
+    dfa: Option<Dfa>,
     group: usize,
     validator: Option<(Arc<str>, ValidatorFn)>,
     score: f32,
@@ -100,6 +100,19 @@ struct Rule {
     ctx: Option<ContextMatcher>,
     required: bool,
     exclude: AllowList,
+}
+
+/// A rule's regex as fully built DFAs, for the way the rule is searched.
+#[derive(Debug)]
+enum Dfa {
+    /// Rules searched only at their anchor (`before = 0`): one forward DFA
+    /// that starts there, so the match start is known and no reverse
+    /// search runs. Without the unanchored start states it stays small
+    /// enough also for long alternations such as the person cues.
+    Anchored(Box<dense::DFA<Vec<u32>>>),
+    /// Rules searched in a window: a forward DFA for the end, a reverse one
+    /// for the start.
+    Window(Box<dfa_regex::Regex>),
 }
 
 /// A set of bytes, tested with one load and mask (a `&[u8]` would cost a
@@ -210,6 +223,10 @@ impl ScannerBuilder {
 /// memory used to build it); rules over it keep only the meta regex.
 const DFA_LIMIT: usize = 1 << 15;
 
+/// The same for the forward-only DFAs of anchored rules: the largest
+/// built-in one (the person cues) takes 240 KB.
+const ANCHORED_DFA_LIMIT: usize = 1 << 18;
+
 /// The one syntax of every rule regex: bytes, ASCII-only classes.
 fn ascii_syntax(case_insensitive: bool) -> syntax::Config {
     syntax::Config::new()
@@ -228,6 +245,21 @@ fn compile_dfa(pattern: &str, case_insensitive: bool) -> Option<dfa_regex::Regex
                 .start_kind(regex_automata::dfa::StartKind::Both)
                 .dfa_size_limit(Some(DFA_LIMIT))
                 .determinize_size_limit(Some(DFA_LIMIT)),
+        )
+        .build(pattern)
+        .ok()
+}
+
+/// `pattern` as a forward DFA that only starts at the search start, or
+/// `None` when it would be too large.
+fn compile_anchored_dfa(pattern: &str, case_insensitive: bool) -> Option<dense::DFA<Vec<u32>>> {
+    dense::Builder::new()
+        .syntax(ascii_syntax(case_insensitive))
+        .configure(
+            dense::Config::new()
+                .start_kind(regex_automata::dfa::StartKind::Anchored)
+                .dfa_size_limit(Some(ANCHORED_DFA_LIMIT))
+                .determinize_size_limit(Some(ANCHORED_DFA_LIMIT)),
         )
         .build(pattern)
         .ok()
@@ -602,7 +634,12 @@ fn compile_rule(p: &Pack, spec: &RuleSpec) -> Result<Rule, Error> {
     Ok(Rule {
         id: Arc::from(spec.id.as_str()),
         entity: Arc::from(spec.entity.as_str()),
-        dfa: compile_dfa(&spec.regex, spec.case_insensitive),
+        dfa: if anchor != Anchor::Context && pf.before == 0 {
+            compile_anchored_dfa(&spec.regex, spec.case_insensitive)
+                .map(|d| Dfa::Anchored(Box::new(d)))
+        } else {
+            compile_dfa(&spec.regex, spec.case_insensitive).map(|d| Dfa::Window(Box::new(d)))
+        },
         re,
         group: spec.group,
         validator,
