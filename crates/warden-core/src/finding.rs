@@ -109,6 +109,9 @@ pub enum Evidence {
     },
     /// The value is on a deny list.
     DenyList,
+    /// The value is glued to the word around it (`ref4111…`): the rule ran
+    /// on the text cut where the value meets that word.
+    Glued,
     /// The match was found in a decoded or de-obfuscated view.
     Obfuscation {
         /// What was undone, e.g. `zero_width`, `nfkc`, `tag_chars`,

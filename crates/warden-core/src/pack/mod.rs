@@ -237,6 +237,12 @@ impl Pack {
                     "prefilter `context = true` needs context.words".into(),
                 ));
             }
+            if pf.glued && (pf.context || pf.word) {
+                return Err(fail(
+                    "prefilter `glued = true` needs `literals` (not whole words) or `digits`"
+                        .into(),
+                ));
+            }
             let mut positive = Vec::with_capacity(r.positive.len());
             for ex in r.positive {
                 let ex_line = line_of(src, ex.span().start);
@@ -284,6 +290,7 @@ impl Pack {
                         min_word: d.min_word,
                     }),
                     context: r.prefilter.context,
+                    glued: r.prefilter.glued,
                     before: r.prefilter.before,
                     after: r.prefilter.after,
                 },
@@ -413,6 +420,12 @@ pub struct Prefilter {
     pub digits: Option<DigitRun>,
     /// Anchor on the rule's context words (for rules that require context).
     pub context: bool,
+    /// Also find the value glued to the word around it (`ref4111…`,
+    /// `acme.ioghp_…`): where letters touch a digit run, or at a literal
+    /// inside a word, the regex runs on the text cut there, so its `\b`
+    /// holds. For values whose checksum or distinctive prefix keeps
+    /// look-alikes out.
+    pub glued: bool,
     /// Bytes before the anchor the regex may start in.
     pub before: usize,
     /// Bytes after the anchor the regex may end in.
@@ -575,6 +588,8 @@ mod raw {
         pub digits: Option<Digits>,
         #[serde(default)]
         pub context: bool,
+        #[serde(default)]
+        pub glued: bool,
         #[serde(default = "default_before")]
         pub before: usize,
         #[serde(default = "default_after")]

@@ -64,6 +64,9 @@ struct Scan<'a> {
     last_end: Vec<usize>,
     /// Per rule, capture slots reused across matches (made on first use).
     caps: Vec<Option<Captures>>,
+    /// The part of `text` the regexes see: all of it, except while a
+    /// `glued` rule runs on a value cut out of its word.
+    cut: (usize, usize),
     out: Vec<Raw>,
 }
 
@@ -258,12 +261,14 @@ fn scan_view(inner: &Inner, text: &str, key: Option<String>) -> Vec<Raw> {
         key,
         last_end: vec![0; inner.rules.len()],
         caps: Vec::new(),
+        cut: (0, text.len()),
         // Sized for prose with a finding every few hundred bytes, so that
         // most scans never regrow it.
         out: Vec::with_capacity(text.len() / 256),
     };
     s.literals();
     s.tokens();
+    s.glued_literals();
     s.key_driven();
     s.out
 }
@@ -318,6 +323,8 @@ pub(super) struct DigitGate {
     letters_before: usize,
     letters_after: usize,
     min_word: usize,
+    /// The rule is `glued` (see [`Scan::try_glued_run`]).
+    pub(super) glued: bool,
 }
 
 impl DigitGate {
@@ -366,6 +373,7 @@ impl DigitGate {
             letters_before: letters.0,
             letters_after: letters.1,
             min_word,
+            glued: false,
         }
     }
 
@@ -574,7 +582,34 @@ impl Scan<'_> {
                         continue;
                     }
                 }
-                self.try_rule(t.rule, start, end);
+                if self.inner.rules[t.rule].glued {
+                    self.try_glued_literal(t.rule, start, end);
+                } else {
+                    self.try_rule(t.rule, start, end);
+                }
+            }
+        }
+    }
+
+    /// Literals of `glued` rules inside words (`acme.ioghp_…`; at word
+    /// starts the word dictionary tried them): each rule runs on the text
+    /// cut at the literal.
+    fn glued_literals(&mut self) {
+        let Some((ac, targets)) = &self.inner.glued else {
+            return;
+        };
+        let text = self.text;
+        for m in ac.find_iter(text) {
+            let p = m.start();
+            if p == 0 || !is_word(text[p - 1]) {
+                continue;
+            }
+            for &r in &targets[m.pattern().as_usize()] {
+                // This pass runs after the others, so a later finding of the
+                // same rule must not hide this earlier one.
+                let last = std::mem::replace(&mut self.last_end[r], p);
+                self.try_cut(r, p, m.end(), (p, text.len()));
+                self.last_end[r] = self.last_end[r].max(last);
             }
         }
     }
@@ -689,10 +724,65 @@ impl Scan<'_> {
                 break;
             }
             if digits <= gate.max_digits && gate.admits(text, start, end, &seps) {
-                self.try_rule(gate.rule, start, end);
+                if gate.glued {
+                    self.try_glued_run(gate.rule, start, end);
+                } else {
+                    self.try_rule(gate.rule, start, end);
+                }
             }
         }
         end
+    }
+
+    /// Rule `r` of a `glued` rule at the literal `start..end`; when it finds
+    /// nothing, again on the text cut after the literal where a letter meets
+    /// a digit or `_` (`jane@acme.io4111…`) or where a `glued` literal
+    /// starts inside a word (`jane@acme.ioghp_…`), at up to three such
+    /// places before the next space.
+    #[inline(never)]
+    fn try_glued_literal(&mut self, r: usize, start: usize, end: usize) {
+        let text = self.text;
+        let found = self.out.len();
+        self.try_rule(r, start, end);
+        let limit = (end + self.inner.rules[r].after).min(text.len());
+        let mut cuts = 0;
+        for k in end + 1..limit {
+            if self.out.len() != found || cuts == 3 || text[k].is_ascii_whitespace() {
+                break;
+            }
+            let letter_digit =
+                text[k - 1].is_ascii_alphabetic() && (text[k].is_ascii_digit() || text[k] == b'_');
+            if letter_digit || (is_word(text[k - 1]) && self.glued_literal_at(k)) {
+                self.try_cut(r, start, end, (0, k));
+                cuts += 1;
+            }
+        }
+    }
+
+    /// Does a literal of a `glued` rule start at `k`?
+    fn glued_literal_at(&self, k: usize) -> bool {
+        self.inner.glued.as_ref().is_some_and(|(ac, _)| {
+            let input = aho_corasick::Input::new(self.text)
+                .range(k..)
+                .anchored(aho_corasick::Anchored::Yes);
+            ac.find(input).is_some()
+        })
+    }
+
+    /// Rule `r` of a `glued` gate at the digit run `start..end`; when it finds
+    /// nothing and letters touch the run, again on the text cut there.
+    #[inline(never)]
+    fn try_glued_run(&mut self, r: usize, start: usize, end: usize) {
+        let text = self.text;
+        let found = self.out.len();
+        self.try_rule(r, start, end);
+        let glued_before = start > 0 && text[start - 1].is_ascii_alphabetic();
+        let glued_after = end < text.len() && text[end].is_ascii_alphabetic();
+        if self.out.len() == found && (glued_before || glued_after) {
+            let lo = if glued_before { start } else { 0 };
+            let hi = if glued_after { end } else { text.len() };
+            self.try_cut(r, start, end, (lo, hi));
+        }
     }
 
     /// The ASCII word `s..e` starts at a word boundary: try every dictionary
@@ -753,8 +843,8 @@ impl Scan<'_> {
         if a_start < self.last_end[r] {
             return;
         }
-        let ws = a_start.saturating_sub(rule.before);
-        let we = (a_end + rule.after).min(self.text.len());
+        let ws = a_start.saturating_sub(rule.before).max(self.cut.0);
+        let we = (a_end + rule.after).min(self.cut.1);
         match rule.anchor {
             Anchor::Literal | Anchor::Digits if rule.before == 0 => {
                 self.search_anchored(r, a_start, we)
@@ -764,9 +854,16 @@ impl Scan<'_> {
         }
     }
 
+    /// Rule `r` on the text cut to `lo..hi` (see [`Scan::cut`]) around the
+    /// anchor `a_start..a_end`.
+    fn try_cut(&mut self, r: usize, a_start: usize, a_end: usize, (lo, hi): (usize, usize)) {
+        self.cut = (lo, hi);
+        self.try_rule(r, a_start, a_end);
+        self.cut = (0, self.text.len());
+    }
+
     fn search_anchored(&mut self, r: usize, at: usize, we: usize) {
-        let input = Input::new(self.text).range(at..we).anchored(Anchored::Yes);
-        if let Some((s, e, _, me)) = self.find(r, &input) {
+        if let Some((s, e, _, me)) = self.find(r, at..we, Anchored::Yes) {
             self.accept(r, s, e, me);
         }
     }
@@ -778,8 +875,7 @@ impl Scan<'_> {
         // so there is no need to look for one.
         let last_start = ae.max(as_ + 1);
         while at < we && at < last_start {
-            let input = Input::new(self.text).range(at..we);
-            let Some((s, e, ms, me)) = self.find(r, &input) else {
+            let Some((s, e, ms, me)) = self.find(r, at..we, Anchored::No) else {
                 break;
             };
             at = if me > ms { me } else { me + 1 };
@@ -799,8 +895,7 @@ impl Scan<'_> {
     fn search_nearest(&mut self, r: usize, ws: usize, word: usize, we: usize) {
         let mut at = word.max(self.last_end[r]);
         while at < we {
-            let input = Input::new(self.text).range(at..we);
-            let Some((s, e, ms, me)) = self.find(r, &input) else {
+            let Some((s, e, ms, me)) = self.find(r, at..we, Anchored::No) else {
                 break;
             };
             at = if me > ms { me } else { me + 1 };
@@ -811,8 +906,9 @@ impl Scan<'_> {
         let mut before = Vec::new();
         let mut at = ws.max(self.last_end[r]);
         while at < word {
-            let input = Input::new(self.text).range(at..word);
-            let Some(m) = self.find(r, &input) else { break };
+            let Some(m) = self.find(r, at..word, Anchored::No) else {
+                break;
+            };
             at = if m.3 > m.2 { m.3 } else { m.3 + 1 };
             before.push(m);
         }
@@ -823,9 +919,19 @@ impl Scan<'_> {
         }
     }
 
-    /// One match of rule `r` in `input`: (reported start, end, match start, end).
-    fn find(&mut self, r: usize, input: &Input<'_>) -> Option<(usize, usize, usize, usize)> {
+    /// One match of rule `r` in `span` of the text as cut (see
+    /// [`Scan::cut`]): (reported start, end, match start, end).
+    fn find(
+        &mut self,
+        r: usize,
+        span: std::ops::Range<usize>,
+        anchored: Anchored,
+    ) -> Option<(usize, usize, usize, usize)> {
         let rule = &self.inner.rules[r];
+        let (lo, hi) = self.cut;
+        let input = &Input::new(&self.text[lo..hi])
+            .range(span.start - lo..span.end - lo)
+            .anchored(anchored);
         // Same regex, same syntax, same match semantics: the DFAs find the
         // match the meta regex would (forward DFA for the end; the start is
         // the anchor, or the reverse DFA finds it), with less setup per
@@ -846,7 +952,7 @@ impl Scan<'_> {
             None => rule.re.search(input)?.range(),
         };
         if rule.group == 0 {
-            return Some((m.start, m.end, m.start, m.end));
+            return Some((m.start + lo, m.end + lo, m.start + lo, m.end + lo));
         }
         // Captures need a slower engine: only on a real match, and their
         // slots are allocated once per rule per scan, not per match.
@@ -857,7 +963,7 @@ impl Scan<'_> {
         let exact = input.clone().range(m.clone()).anchored(Anchored::Yes);
         rule.re.search_captures(&exact, caps);
         let g = caps.get_group(rule.group)?;
-        Some((g.start, g.end, m.start, m.end))
+        Some((g.start + lo, g.end + lo, m.start + lo, m.end + lo))
     }
 
     /// Validate, score and record one match `s..e` (reported span) of rule `r`.
@@ -895,6 +1001,13 @@ impl Scan<'_> {
         let mut evidence = Vec::with_capacity(4);
         evidence.push(Evidence::Pattern { score: rule.score });
         evidence.extend(checksum);
+        let (lo, hi) = self.cut;
+        if (lo, hi) != (0, text.len())
+            && ((s == lo && lo > 0 && is_word(text[lo - 1]))
+                || (e == hi && hi < text.len() && is_word(text[hi])))
+        {
+            evidence.push(Evidence::Glued);
+        }
         let mut score = rule.score;
         if let Some(ctx) = &rule.ctx {
             let lo = s.saturating_sub(ctx.before);

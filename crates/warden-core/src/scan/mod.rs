@@ -61,6 +61,9 @@ struct Inner {
     /// Gates of the rules anchored on digit runs, by ascending minimum
     /// digit count.
     digit_rules: Vec<engine::DigitGate>,
+    /// Letter-first literals of `glued` rules, looked for inside words, and
+    /// per literal the rules to try.
+    glued: Option<(AhoCorasick, Vec<Vec<usize>>)>,
     /// Rules anchored on their context words.
     context_rules: Vec<usize>,
     allow: AllowList,
@@ -100,6 +103,8 @@ struct Rule {
     ctx: Option<ContextMatcher>,
     required: bool,
     exclude: AllowList,
+    /// `prefilter.glued`: see [`crate::pack::Prefilter::glued`].
+    glued: bool,
 }
 
 /// A rule's regex as fully built DFAs, for the way the rule is searched.
@@ -394,6 +399,8 @@ impl Scanner {
         };
         let mut digit_rules = Vec::new();
         let mut context_rules = Vec::new();
+        let mut glued_lits: Vec<String> = Vec::new();
+        let mut glued_targets: Vec<Vec<usize>> = Vec::new();
         let mut words = WordDict::default();
         for (i, (r, spec)) in rules.iter().zip(active_specs(&packs, &config)).enumerate() {
             match r.anchor {
@@ -409,6 +416,17 @@ impl Scanner {
                             for v in case_variants(lit, spec.prefilter.case_insensitive) {
                                 words.add_prefix(&v, i);
                             }
+                            if spec.prefilter.glued {
+                                for v in case_variants(lit, spec.prefilter.case_insensitive) {
+                                    match glued_lits.iter().position(|p| *p == v) {
+                                        Some(k) => glued_targets[k].push(i),
+                                        None => {
+                                            glued_lits.push(v);
+                                            glued_targets.push(vec![i]);
+                                        }
+                                    }
+                                }
+                            }
                         } else {
                             add_literal(
                                 lit,
@@ -422,7 +440,9 @@ impl Scanner {
                     }
                 }
                 Anchor::Digits => {
-                    digit_rules.push(engine::DigitGate::new(i, spec.prefilter.digits.as_ref()))
+                    let mut gate = engine::DigitGate::new(i, spec.prefilter.digits.as_ref());
+                    gate.glued = spec.prefilter.glued;
+                    digit_rules.push(gate);
                 }
                 Anchor::Context => {
                     context_rules.push(i);
@@ -480,10 +500,25 @@ impl Scanner {
                     .map_err(|e| Error::new(ErrorKind::Pack, format!("literal prefilter: {e}")))?,
             )
         };
+        // A separate automaton: its literals are long and rare inside words,
+        // while the main one has short anchors (`://`) that make its
+        // prefilter look at two-byte fingerprints.
+        let glued = if glued_lits.is_empty() {
+            None
+        } else {
+            let ac = AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .kind(Some(AhoCorasickKind::DFA))
+                .start_kind(aho_corasick::StartKind::Both)
+                .build(&glued_lits)
+                .map_err(|e| Error::new(ErrorKind::Pack, format!("glued literals: {e}")))?;
+            Some((ac, glued_targets))
+        };
         Ok(Scanner {
             inner: Arc::new(Inner {
                 rules,
                 literals,
+                glued,
                 lit_targets,
                 single_bytes,
                 words,
@@ -650,5 +685,6 @@ fn compile_rule(p: &Pack, spec: &RuleSpec) -> Result<Rule, Error> {
         ctx,
         required: spec.context.required,
         exclude,
+        glued: pf.glued,
     })
 }
