@@ -395,7 +395,14 @@ impl DigitGate {
         {
             return false;
         }
-        self.letters_before | self.letters_after == 0 || self.letters_ok(text, start, end)
+        if self.letters_before | self.letters_after == 0 {
+            return true;
+        }
+        // Most runs follow or precede a space and a lower-case word: one
+        // test each before the counting.
+        (self.letters_before == 0 || upper_touches(text, start.checked_sub(1), -1))
+            && (self.letters_after == 0 || upper_touches(text, Some(end), 1))
+            && self.letters_ok(text, start, end)
     }
 
     /// The upper-case letters before and after the run (few rules ask, so
@@ -429,6 +436,19 @@ impl DigitGate {
                 .take(self.requires_min)
                 .count()
                 >= self.requires_min
+    }
+}
+
+/// Is the byte at `at` an ASCII upper-case letter, or a space or dash with
+/// one next to it (one step further in direction `step`)?
+#[inline]
+fn upper_touches(text: &[u8], at: Option<usize>, step: isize) -> bool {
+    let byte = |i: Option<usize>| i.and_then(|i| text.get(i)).copied();
+    match byte(at) {
+        Some(b) if b.is_ascii_uppercase() => true,
+        Some(b' ' | b'-') => byte(at.and_then(|i| i.checked_add_signed(step)))
+            .is_some_and(|b| b.is_ascii_uppercase()),
+        _ => false,
     }
 }
 
