@@ -745,7 +745,7 @@ impl Scan<'_> {
             }
             if digits <= gate.max_digits && gate.admits(text, start, end, &seps) {
                 if gate.glued {
-                    self.try_glued_run(gate.rule, start, end);
+                    self.try_glued_run(gate.rule, start, end, gate.letters_before);
                 } else {
                     self.try_rule(gate.rule, start, end);
                 }
@@ -790,18 +790,35 @@ impl Scan<'_> {
     }
 
     /// Rule `r` of a `glued` gate at the digit run `start..end`; when it finds
-    /// nothing and letters touch the run, again on the text cut there.
+    /// nothing and letters touch the run, again on the text cut there: before
+    /// the run (or before the `back` upper-case letters a rule with
+    /// `letters_before` takes, e.g. an IBAN's country code), after it, then
+    /// on both sides.
     #[inline(never)]
-    fn try_glued_run(&mut self, r: usize, start: usize, end: usize) {
+    fn try_glued_run(&mut self, r: usize, start: usize, end: usize, back: usize) {
         let text = self.text;
         let found = self.out.len();
         self.try_rule(r, start, end);
         let glued_before = start > 0 && text[start - 1].is_ascii_alphabetic();
         let glued_after = end < text.len() && text[end].is_ascii_alphabetic();
-        if self.out.len() == found && (glued_before || glued_after) {
-            let lo = if glued_before { start } else { 0 };
-            let hi = if glued_after { end } else { text.len() };
-            self.try_cut(r, start, end, (lo, hi));
+        // With a letter right before the run, `upper_before` counts from it.
+        let lo = if glued_before {
+            start - upper_before(text, start).min(back)
+        } else {
+            start
+        };
+        let cuts = [
+            (glued_before, (lo, text.len())),
+            (glued_after, (0, end)),
+            (glued_before && glued_after, (lo, end)),
+        ];
+        for (glued, cut) in cuts {
+            if self.out.len() != found {
+                break;
+            }
+            if glued && (cut.0 == 0 || text[cut.0 - 1].is_ascii_alphabetic()) {
+                self.try_cut(r, start, end, cut);
+            }
         }
     }
 
