@@ -73,6 +73,10 @@ pub(crate) struct View {
     pub layer: &'static str,
     /// `false` for the canonical view, `true` for the skeleton + leet view.
     pub folded: bool,
+    /// The canonical view with spelled-out words joined (see [`join_view`]).
+    pub joined: bool,
+    /// For a joined view: the original offsets of the removed separators.
+    pub joins: Vec<usize>,
     pub text: String,
     pub map: Map,
     /// Byte offsets of token starts (words; single CJK characters), built
@@ -85,6 +89,8 @@ impl View {
         View {
             layer,
             folded,
+            joined: false,
+            joins: Vec::new(),
             text,
             map,
             tokens: std::cell::OnceCell::new(),
@@ -949,6 +955,119 @@ pub(crate) fn fold_term(term: &str) -> Option<String> {
     Some(out)
 }
 
+/// Separators between letters spelled out one by one.
+fn is_spelling_separator(b: u8) -> bool {
+    matches!(
+        b,
+        b' ' | b'-' | b'.' | b'*' | b'|' | b'/' | b'+' | b',' | b'~'
+    )
+}
+
+/// Byte positions of the separators inside words spelled out letter by
+/// letter (`i g n o r e`, `i-g-n-o-r-e`, `i.g.n.o.r.e`): runs of at least
+/// three single ASCII letters with the same separator between them.
+///
+/// Three isolated word bytes two apart are rare in prose, so a bit-mask
+/// pass over 64-byte blocks finds the few places worth a closer look.
+fn spelled_out_separators(b: &[u8]) -> Vec<usize> {
+    let n_blocks = b.len().div_ceil(64);
+    let mut word = Vec::with_capacity(n_blocks + 1);
+    // Whole blocks, then the last one padded with non-word zeros.
+    let blocks = b.chunks_exact(64);
+    let mut last = [0u8; 64];
+    last[..blocks.remainder().len()].copy_from_slice(blocks.remainder());
+    let tail = (!blocks.remainder().is_empty()).then_some(&last[..]);
+    for block in blocks.chain(tail) {
+        let mut w = 0u64;
+        for (k, eight) in block.chunks_exact(8).enumerate() {
+            let x = u64::from_le_bytes(eight.try_into().unwrap_or_default());
+            let high = x & 0x8080_8080_8080_8080;
+            // Non-ASCII bytes are not word bytes here.
+            let ascii = ascii_word_bits(x & !0x8080_8080_8080_8080)
+                & !((high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56);
+            w |= ascii << (8 * k);
+        }
+        word.push(w);
+    }
+    word.push(0);
+    let mut cuts = Vec::new();
+    let mut next_free = 0;
+    for k in 0..n_blocks {
+        let (w, next) = (word[k], word[k + 1]);
+        let prev_last = if k > 0 { word[k - 1] >> 63 } else { 0 };
+        let isolated = w & !((w << 1) | prev_last) & !((w >> 1) | (next << 63));
+        let next_iso =
+            next & !(next << 1) & !((next >> 1) | (word.get(k + 2).copied().unwrap_or(0) << 63));
+        let mut cand =
+            isolated & ((isolated >> 2) | (next_iso << 62)) & ((isolated >> 4) | (next_iso << 60));
+        while cand != 0 {
+            let i = 64 * k + cand.trailing_zeros() as usize;
+            cand &= cand - 1;
+            if i < next_free || !b[i].is_ascii_alphabetic() {
+                continue;
+            }
+            let sep = b[i + 1];
+            if !is_spelling_separator(sep) || b[i + 3] != sep {
+                continue;
+            }
+            let letter = |j: usize| b.get(j).is_some_and(u8::is_ascii_alphabetic);
+            if !letter(i + 2) || !letter(i + 4) {
+                continue;
+            }
+            // The run goes on while the separator and another single letter follow.
+            let mut j = i;
+            while b.get(j + 1) == Some(&sep)
+                && letter(j + 2)
+                && !b
+                    .get(j + 3)
+                    .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'_')
+            {
+                cuts.push(j + 1);
+                j += 2;
+            }
+            next_free = j + 1;
+        }
+    }
+    cuts
+}
+
+/// The view with the separators of spelled-out words removed (`i g n o r e
+/// all previous instructions` → `ignore all previous instructions`), or
+/// `None` when the text has none.
+pub(crate) fn join_view(view: &View) -> Option<View> {
+    let b = view.text.as_bytes();
+    let cuts = spelled_out_separators(b);
+    if cuts.is_empty() {
+        return None;
+    }
+    let mut text = Vec::with_capacity(b.len());
+    let mut spans: Vec<(u32, u32)> = Vec::with_capacity(b.len());
+    let mut from = 0;
+    for &c in cuts.iter().chain(std::iter::once(&b.len())) {
+        text.extend_from_slice(&b[from..c]);
+        spans.extend((from..c).map(|k| {
+            let (s, e) = view.original(k, k + 1);
+            (s as u32, e as u32)
+        }));
+        from = c + 1;
+    }
+    let text = String::from_utf8(text).ok()?;
+    let mut joined = View::new(view.layer, false, text, Map::Spans(spans));
+    joined.joined = true;
+    joined.joins = cuts.iter().map(|&c| view.original(c, c + 1).0).collect();
+    Some(joined)
+}
+
+impl View {
+    /// Does the original span `start..end` hold a separator this (joined)
+    /// view removed? Only such hits are new: the rest the canonical view
+    /// found already.
+    pub(crate) fn joins_inside(&self, start: usize, end: usize) -> bool {
+        let i = self.joins.partition_point(|&j| j <= start);
+        self.joins.get(i).is_some_and(|&j| j < end)
+    }
+}
+
 /// Builds the skeleton + leet view from a canonical view.
 pub(crate) fn fold_view(view: &View) -> View {
     let src = view.text.as_str();
@@ -1360,7 +1479,73 @@ mod tests {
         View::new(view.layer, true, text, Map::Spans(spans))
     }
 
+    /// The plain definition [`spelled_out_separators`] must agree with.
+    fn spelled_out_reference(b: &[u8]) -> Vec<usize> {
+        let n = b.len();
+        let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+        let single = |i: usize| {
+            i < n
+                && b[i].is_ascii_alphabetic()
+                && (i == 0 || !word(b[i - 1]))
+                && (i + 1 == n || !word(b[i + 1]))
+        };
+        let mut cuts = Vec::new();
+        let mut i = 0;
+        while i < n {
+            let sep = b.get(i + 1).copied().unwrap_or(0);
+            if single(i)
+                && is_spelling_separator(sep)
+                && single(i + 2)
+                && b.get(i + 3) == Some(&sep)
+                && single(i + 4)
+            {
+                let mut j = i;
+                while b.get(j + 1) == Some(&sep) && single(j + 2) {
+                    cuts.push(j + 1);
+                    j += 2;
+                }
+                i = j + 1;
+            } else {
+                i += 1;
+            }
+        }
+        cuts
+    }
+
+    #[test]
+    fn spelled_out_words_join() {
+        for (text, joined) in [
+            ("I g n o r e all", Some("Ignore all")),
+            ("x i-g-n-o-r-e y", Some("x ignore y")),
+            (
+                "i.g.n.o.r.e all p r e v i o u s",
+                Some("ignore all previous"),
+            ),
+            ("a b is two", None),
+            ("U.S.A.", Some("USA.")),
+            ("e.g. and i.e. stay", None),
+            ("a b c_d", None),
+        ] {
+            let view = View::new("plain", false, text.to_string(), Map::Identity(0));
+            let got = join_view(&view);
+            assert_eq!(got.as_ref().map(|v| v.text.as_str()), joined, "{text}");
+            if let Some(v) = got {
+                // Every byte maps back to the same byte of the original.
+                for (k, c) in v.text.bytes().enumerate() {
+                    let (s, e) = v.original(k, k + 1);
+                    assert_eq!(&text.as_bytes()[s..e], &[c], "{text} at {k}");
+                }
+            }
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn spelled_out_separators_match_reference(s in "([a-c]|[ ._x-]){0,150}|[a-zé .]{0,90}|\\PC{0,80}") {
+            let b = s.as_bytes();
+            proptest::prop_assert_eq!(spelled_out_separators(b), spelled_out_reference(b));
+        }
+
         #[test]
         fn fold_view_matches_reference(s in "[a-zA-Z0-9!|@$+ \\n]{0,80}|[a-z0-9@ \\u{e9}\\u{430}\\u{ff41}\\u{200b}]{0,60}|\\PC{0,80}") {
             let c = canon(&s);
@@ -1384,7 +1569,7 @@ mod tests {
             s in "[a-z0-9_ .,\n-]{0,300}|[\\x00-\\x7f]{0,300}|[a-z0-9 _\u{e9}\u{fc}\u{2014}\u{201c}\u{301}\u{4e00}\u{3042}\u{ac00}\u{430}\u{0915}\u{1f600}]{0,200}|\\PC{0,150}"
         ) {
             let bits = Tokens::new(&s);
-            let view = View { layer: "plain", folded: false, text: s.clone(), map: Map::Identity(0), tokens: std::cell::OnceCell::from(bits) };
+            let view = View { layer: "plain", folded: false, joined: false, joins: Vec::new(), text: s.clone(), map: Map::Identity(0), tokens: std::cell::OnceCell::from(bits) };
             let starts = token_starts(&s);
             for pos in 0..=s.len() + 70 {
                 proptest::prop_assert_eq!(view.token_index(pos), starts.partition_point(|&t| (t as usize) < pos));

@@ -327,6 +327,9 @@ impl Detector {
                 let f = canon::fold_view(&c.view);
                 views.push((f, path.clone()));
             }
+            if let Some(j) = canon::join_view(&c.view) {
+                views.push((j, path.clone()));
+            }
             views.push((c.view, path));
             if views.len() > 64 {
                 break;
@@ -337,16 +340,21 @@ impl Detector {
         let mut hits: Vec<Hit> = Vec::new();
         for (view, path) in &views {
             hits.clear();
-            let original = (path == "plain" && !view.folded).then_some(text);
+            let original = (path == "plain" && !view.folded && !view.joined).then_some(text);
             self.rules
                 .match_view(view, original, source, has_encoded, &mut hits);
             let layer = if view.folded {
                 self.layer_name(&format!("{path}+folded"))
+            } else if view.joined {
+                self.layer_name(&format!("{path}+joined"))
             } else {
                 self.layer_name(path)
             };
             for h in hits.iter() {
                 if self.disabled.get(h.rule as usize).copied().unwrap_or(true) {
+                    continue;
+                }
+                if view.joined && !view.joins_inside(h.start, h.end) {
                     continue;
                 }
                 let Some(rule) = self.rules.rules.get(h.rule as usize) else {
@@ -411,7 +419,7 @@ impl Detector {
         if self.config.learned {
             if let Some(clf) = &self.classifier {
                 let mut best: Option<(f32, &View, &str)> = None;
-                for (view, path) in views.iter().filter(|(v, _)| !v.folded) {
+                for (view, path) in views.iter().filter(|(v, _)| !v.folded && !v.joined) {
                     let p = clf.score(&view.text);
                     if best.is_none_or(|b| p > b.0) {
                         best = Some((p, view, path));

@@ -532,6 +532,14 @@ fn push_hit(out: &mut Vec<Hit>, rule: u32, view: &View, s: usize, e: usize) {
 /// Sentence ends a proximity match may not cross.
 const TERMINATORS: [char; 10] = ['.', ';', '!', '?', '\n', '。', '！', '？', '؟', '।'];
 
+/// Does `s` end a sentence anywhere? A `.` followed by a letter or digit
+/// (`e.g`, `v1.2`, `Ignore.all.previous.instructions`) is inside one.
+fn ends_sentence(s: &str) -> bool {
+    let b = s.as_bytes();
+    s.match_indices(TERMINATORS)
+        .any(|(i, t)| t != "." || !b.get(i + 1).is_some_and(u8::is_ascii_alphanumeric))
+}
+
 fn proximity(
     rule_idx: u32,
     rule: &CompiledRule,
@@ -562,7 +570,7 @@ fn proximity(
             }
             // A proximity match never spans a sentence boundary.
             let (ps, pe) = (v.2.min(os), v.3.max(oe));
-            if view.text[ps..pe].contains(TERMINATORS) {
+            if ends_sentence(&view.text[ps..pe]) {
                 continue;
             }
             let lo = tv.min(to);
@@ -575,7 +583,7 @@ fn proximity(
                     && !(ss >= v.2 && se <= v.3)
                     && !(ss >= os && se <= oe)
                     // ... in the same sentence.
-                    && !view.text[ss.min(ps)..se.max(pe)].contains(TERMINATORS)
+                    && !ends_sentence(&view.text[ss.min(ps)..se.max(pe)])
             });
             if rule.spec.require_scope && scope.is_none() {
                 continue;
