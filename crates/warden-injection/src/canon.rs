@@ -181,6 +181,34 @@ fn ascii_word_bits(x: u64) -> u64 {
     (word >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
 }
 
+/// Per 64-byte block of `b` (the last one padded), bit `j` set when byte
+/// `j` is an ASCII word byte ([`ascii_word_bits`]); and whether any byte is
+/// not ASCII (those are never set).
+fn ascii_word_blocks(b: &[u8]) -> (Vec<u64>, bool) {
+    let mut word = Vec::with_capacity(b.len().div_ceil(64) + 1);
+    let mut any_non_ascii = false;
+    // Whole blocks, then the last one padded with non-word zeros.
+    let blocks = b.chunks_exact(64);
+    let mut last = [0u8; 64];
+    last[..blocks.remainder().len()].copy_from_slice(blocks.remainder());
+    let tail = (!blocks.remainder().is_empty()).then_some(&last[..]);
+    for block in blocks.chain(tail) {
+        let mut w = 0u64;
+        for (k, eight) in block.chunks_exact(8).enumerate() {
+            let x = u64::from_le_bytes(eight.try_into().unwrap_or_default());
+            let high = x & 0x8080_8080_8080_8080;
+            any_non_ascii |= high != 0;
+            // High bits cleared so that the SWAR sums stay within their
+            // byte, and the non-ASCII bytes masked out after.
+            let ascii = ascii_word_bits(x & !0x8080_8080_8080_8080)
+                & !((high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56);
+            w |= ascii << (8 * k);
+        }
+        word.push(w);
+    }
+    (word, any_non_ascii)
+}
+
 /// Token starts of a view, for [`View::token_index`]: bit `j` of
 /// `starts[k]` is set when byte `64k + j` starts a token; `before[k]` counts
 /// the starts before block `k` (one extra entry: the total).
@@ -196,29 +224,10 @@ impl Tokens {
     fn new(text: &str) -> Tokens {
         let b = text.as_bytes();
         let n_blocks = b.len().div_ceil(64);
-        // Word bytes (a token continues across them), and bytes that start a
-        // token whatever precedes them (CJK characters, one token each).
-        let mut word = Vec::with_capacity(n_blocks);
-        let mut any_non_ascii = false;
-        // Whole blocks, then the last one padded with non-word zeros.
-        let blocks = b.chunks_exact(64);
-        let mut last = [0u8; 64];
-        last[..blocks.remainder().len()].copy_from_slice(blocks.remainder());
-        let tail = (!blocks.remainder().is_empty()).then_some(&last[..]);
-        for block in blocks.chain(tail) {
-            let mut w = 0u64;
-            for (k, eight) in block.chunks_exact(8).enumerate() {
-                let x = u64::from_le_bytes(eight.try_into().unwrap_or_default());
-                let high = x & 0x8080_8080_8080_8080;
-                any_non_ascii |= high != 0;
-                // Non-ASCII bytes are classified below; cleared here so
-                // that the SWAR sums stay within their byte.
-                let ascii = ascii_word_bits(x & !0x8080_8080_8080_8080)
-                    & !((high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56);
-                w |= ascii << (8 * k);
-            }
-            word.push(w);
-        }
+        // Word bytes (a token continues across them; non-ASCII characters
+        // are classified below), and bytes that start a token whatever
+        // precedes them (CJK characters, one token each).
+        let (mut word, any_non_ascii) = ascii_word_blocks(b);
         let mut forced = Vec::new();
         if any_non_ascii {
             forced.resize(n_blocks, 0u64);
@@ -971,24 +980,8 @@ fn is_spelling_separator(b: u8) -> bool {
 /// pass over 64-byte blocks finds the few places worth a closer look.
 fn spelled_out_separators(b: &[u8]) -> Vec<usize> {
     let n_blocks = b.len().div_ceil(64);
-    let mut word = Vec::with_capacity(n_blocks + 1);
-    // Whole blocks, then the last one padded with non-word zeros.
-    let blocks = b.chunks_exact(64);
-    let mut last = [0u8; 64];
-    last[..blocks.remainder().len()].copy_from_slice(blocks.remainder());
-    let tail = (!blocks.remainder().is_empty()).then_some(&last[..]);
-    for block in blocks.chain(tail) {
-        let mut w = 0u64;
-        for (k, eight) in block.chunks_exact(8).enumerate() {
-            let x = u64::from_le_bytes(eight.try_into().unwrap_or_default());
-            let high = x & 0x8080_8080_8080_8080;
-            // Non-ASCII bytes are not word bytes here.
-            let ascii = ascii_word_bits(x & !0x8080_8080_8080_8080)
-                & !((high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56);
-            w |= ascii << (8 * k);
-        }
-        word.push(w);
-    }
+    // Non-ASCII bytes are not word bytes here.
+    let (mut word, _) = ascii_word_blocks(b);
     word.push(0);
     let mut cuts = Vec::new();
     let mut next_free = 0;
