@@ -978,10 +978,11 @@ fn is_spelling_separator(b: u8) -> bool {
 ///
 /// Three isolated word bytes two apart are rare in prose, so a bit-mask
 /// pass over 64-byte blocks finds the few places worth a closer look.
-fn spelled_out_separators(b: &[u8]) -> Vec<usize> {
+/// `word` is [`ascii_word_blocks`] of `b` (non-ASCII bytes are not word
+/// bytes here).
+fn spelled_out_separators(b: &[u8], word: &[u64]) -> Vec<usize> {
     let n_blocks = b.len().div_ceil(64);
-    // Non-ASCII bytes are not word bytes here.
-    let (mut word, _) = ascii_word_blocks(b);
+    let mut word = word.to_vec();
     word.push(0);
     let mut cuts = Vec::new();
     let mut next_free = 0;
@@ -1064,40 +1065,125 @@ fn snake_separators(b: &[u8]) -> Vec<usize> {
     out
 }
 
+/// Shortest word split at its case changes, and shortest part: longer
+/// than most code identifiers that happen to hold the words of a rule.
+const CAMEL_MIN_LEN: usize = 18;
+const CAMEL_MIN_PART: usize = 3;
+
+/// View positions where a word written in camel case (`IgnoreAllPrevious
+/// Instructions`, lower-cased in the view) changes from a lower- to an
+/// upper-case letter in `original`: words of at least [`CAMEL_MIN_LEN`]
+/// ASCII letters, three or more parts of at least [`CAMEL_MIN_PART`].
+fn camel_boundaries(view: &View, word: &[u64], original: &str) -> Vec<usize> {
+    let b = view.text.as_bytes();
+    let o = original.as_bytes();
+    let mut out = Vec::new();
+    let check = |s: usize, e: usize, out: &mut Vec<usize>| {
+        if e - s < CAMEL_MIN_LEN || !b[s..e].iter().all(u8::is_ascii_alphabetic) {
+            return;
+        }
+        // Case as written, where the view byte comes from one original byte.
+        let upper = |k: usize| {
+            let (a, z) = view.original(k, k + 1);
+            (z == a + 1)
+                .then(|| o.get(a).copied())
+                .flatten()
+                .map(|c| c.is_ascii_uppercase())
+        };
+        let mut cuts = Vec::new();
+        let Some(mut prev) = upper(s) else { return };
+        let mut part_start = s;
+        for k in s + 1..e {
+            let Some(u) = upper(k) else { return };
+            if u && !prev {
+                if k - part_start < CAMEL_MIN_PART {
+                    return;
+                }
+                cuts.push(k);
+                part_start = k;
+            }
+            prev = u;
+        }
+        if cuts.len() >= 2 && e - part_start >= CAMEL_MIN_PART {
+            out.extend(cuts);
+        }
+    };
+    // Starts of runs of at least CAMEL_MIN_LEN word bytes: bit p survives
+    // the shifts when bytes p..p+18 all are word bytes. Prose has none in
+    // almost every block, so this is the whole cost there.
+    const _: () = assert!(CAMEL_MIN_LEN == 18);
+    let mut next_free = 0;
+    for k in 0..word.len() {
+        let mut r = u128::from(word[k]) | (u128::from(word.get(k + 1).copied().unwrap_or(0)) << 64);
+        r &= r >> 1;
+        r &= r >> 2;
+        r &= r >> 4;
+        r &= r >> 8;
+        r &= r >> 2;
+        let mut starts = r as u64;
+        while starts != 0 {
+            let p = 64 * k + starts.trailing_zeros() as usize;
+            starts &= starts - 1;
+            if p < next_free {
+                continue;
+            }
+            let is_word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+            let mut s = p;
+            while s > 0 && is_word(b[s - 1]) {
+                s -= 1;
+            }
+            let mut e = p;
+            while e < b.len() && is_word(b[e]) {
+                e += 1;
+            }
+            next_free = e;
+            check(s, e, &mut out);
+        }
+    }
+    out
+}
+
 /// The view with the separators of spelled-out words removed (`i g n o r e
 /// all previous instructions` → `ignore all previous instructions`) and the
-/// underscores of many-word identifiers turned into spaces, or `None` when
-/// the text has neither.
-pub(crate) fn join_view(view: &View) -> Option<View> {
+/// underscores of many-word identifiers turned into spaces, and camel-case
+/// words (as written in `original`, the text the view's map points into)
+/// split, or `None` when the text has none of these.
+pub(crate) fn join_view(view: &View, original: &str) -> Option<View> {
     let b = view.text.as_bytes();
-    let cuts = spelled_out_separators(b);
+    let (word, _) = ascii_word_blocks(b);
+    let cuts = spelled_out_separators(b, &word);
     let spaces = if b.contains(&b'_') {
         snake_separators(b)
     } else {
         Vec::new()
     };
-    if cuts.is_empty() && spaces.is_empty() {
+    let inserts = camel_boundaries(view, &word, original);
+    if cuts.is_empty() && spaces.is_empty() && inserts.is_empty() {
         return None;
     }
-    let mut text = Vec::with_capacity(b.len());
-    let mut spans: Vec<(u32, u32)> = Vec::with_capacity(b.len());
-    let mut from = 0;
-    for &c in cuts.iter().chain(std::iter::once(&b.len())) {
-        text.extend_from_slice(&b[from..c]);
-        spans.extend((from..c).map(|k| {
-            let (s, e) = view.original(k, k + 1);
-            (s as u32, e as u32)
-        }));
-        from = c + 1;
-    }
-    // Underscores become spaces in place (the cuts never touch them).
-    let mut removed = 0;
-    let mut cut_iter = cuts.iter().peekable();
-    for &u in &spaces {
-        while cut_iter.next_if(|&&c| c < u).is_some() {
-            removed += 1;
+    let mut text = Vec::with_capacity(b.len() + inserts.len());
+    let mut spans: Vec<(u32, u32)> = Vec::with_capacity(b.len() + inserts.len());
+    let (mut cut, mut space, mut insert) = (
+        cuts.iter().peekable(),
+        spaces.iter().peekable(),
+        inserts.iter().peekable(),
+    );
+    for (k, &c) in b.iter().enumerate() {
+        let (s, e) = view.original(k, k + 1);
+        let span = (s as u32, e as u32);
+        if insert.next_if(|&&i| i == k).is_some() {
+            text.push(b' ');
+            spans.push(span);
         }
-        text[u - removed] = b' ';
+        if cut.next_if(|&&i| i == k).is_some() {
+            continue;
+        }
+        text.push(if space.next_if(|&&i| i == k).is_some() {
+            b' '
+        } else {
+            c
+        });
+        spans.push(span);
     }
     let text = String::from_utf8(text).ok()?;
     let mut joined = View::new(view.layer, false, text, Map::Spans(spans));
@@ -1105,6 +1191,7 @@ pub(crate) fn join_view(view: &View) -> Option<View> {
     let mut joins: Vec<usize> = cuts
         .iter()
         .chain(&spaces)
+        .chain(&inserts)
         .map(|&c| view.original(c, c + 1).0)
         .collect();
     joins.sort_unstable();
@@ -1569,14 +1656,14 @@ mod tests {
     #[test]
     fn spelled_out_words_join() {
         for (text, joined) in [
-            ("I g n o r e all", Some("Ignore all")),
+            ("I g n o r e all", Some("ignore all")),
             ("x i-g-n-o-r-e y", Some("x ignore y")),
             (
                 "i.g.n.o.r.e all p r e v i o u s",
                 Some("ignore all previous"),
             ),
             ("a b is two", None),
-            ("U.S.A.", Some("USA.")),
+            ("U.S.A.", Some("usa.")),
             ("e.g. and i.e. stay", None),
             ("a b c_d", None),
             (
@@ -1586,21 +1673,38 @@ mod tests {
             ("get_user_id and x_y", None),
             (
                 "I g n o r e all_previous_instructions_and_rules",
-                Some("Ignore all previous instructions and rules"),
+                Some("ignore all previous instructions and rules"),
             ),
+            (
+                "so IgnoreAllPreviousInstructions now",
+                Some("so ignore all previous instructions now"),
+            ),
+            (
+                "IgnorePreviousInstructions",
+                Some("ignore previous instructions"),
+            ),
+            ("getElementById and iPhone and McDonald", None),
+            (
+                "handleSubmitButtonClickEvent",
+                Some("handle submit button click event"),
+            ),
+            ("ABCDEFGHIJKLMNOPQRSTUV aBcDeFgHiJkLmNoPqRsT", None),
         ] {
-            let view = View::new("plain", false, text.to_string(), Map::Identity(0));
-            let got = join_view(&view);
+            let view = View::new("plain", false, text.to_lowercase(), Map::Identity(0));
+            let got = join_view(&view, text);
             assert_eq!(got.as_ref().map(|v| v.text.as_str()), joined, "{text}");
             if let Some(v) = got {
                 // Every byte maps back to the same byte of the original (a
                 // space to the underscore it replaced).
                 for (k, c) in v.text.bytes().enumerate() {
                     let (s, e) = v.original(k, k + 1);
-                    let want = if text.as_bytes()[s] == b'_' {
+                    let o = text.as_bytes()[s].to_ascii_lowercase();
+                    // A space maps to the underscore it replaced, or to the
+                    // letter it was put before.
+                    let want = if c == b' ' && (o == b'_' || o.is_ascii_alphabetic()) {
                         b' '
                     } else {
-                        text.as_bytes()[s]
+                        o
                     };
                     assert_eq!((e - s, want), (1, c), "{text} at {k}");
                 }
@@ -1642,7 +1746,47 @@ mod tests {
         out
     }
 
+    /// The plain definition [`camel_boundaries`] must agree with, on ASCII
+    /// text whose view is its lower case.
+    fn camel_reference(text: &str) -> Vec<usize> {
+        let b = text.as_bytes();
+        let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if !word(b[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < b.len() && word(b[i]) {
+                i += 1;
+            }
+            let run = &b[start..i];
+            if run.len() < CAMEL_MIN_LEN || !run.iter().all(u8::is_ascii_alphabetic) {
+                continue;
+            }
+            let cuts: Vec<usize> = (1..run.len())
+                .filter(|&k| run[k].is_ascii_uppercase() && run[k - 1].is_ascii_lowercase())
+                .collect();
+            let mut edges = vec![0];
+            edges.extend(&cuts);
+            edges.push(run.len());
+            if cuts.len() >= 2 && edges.windows(2).all(|w| w[1] - w[0] >= CAMEL_MIN_PART) {
+                out.extend(cuts.iter().map(|k| start + k));
+            }
+        }
+        out
+    }
+
     proptest::proptest! {
+        #[test]
+        fn camel_boundaries_match_reference(s in "([A-Z]?[a-z]{1,5}|[ _1]){0,40}|[a-zA-Z ]{0,150}") {
+            let view = View::new("plain", false, s.to_lowercase(), Map::Identity(0));
+            let (word, _) = ascii_word_blocks(view.text.as_bytes());
+            proptest::prop_assert_eq!(camel_boundaries(&view, &word, &s), camel_reference(&s));
+        }
+
         #[test]
         fn snake_separators_match_reference(s in "([ab]|[_ 1]){0,60}|[a-z_ é]{0,60}|\\PC{0,40}") {
             let b = s.as_bytes();
@@ -1652,7 +1796,7 @@ mod tests {
         #[test]
         fn spelled_out_separators_match_reference(s in "([a-c]|[ ._x-]){0,150}|[a-zé .]{0,90}|\\PC{0,80}") {
             let b = s.as_bytes();
-            proptest::prop_assert_eq!(spelled_out_separators(b), spelled_out_reference(b));
+            proptest::prop_assert_eq!(spelled_out_separators(b, &ascii_word_blocks(b).0), spelled_out_reference(b));
         }
 
         #[test]
