@@ -1712,12 +1712,10 @@ mod tests {
         }
     }
 
-    /// The plain definition [`snake_separators`] must agree with: the
-    /// underscores of every maximal run of word bytes that is four or more
-    /// letter groups joined by single underscores.
-    fn snake_reference(b: &[u8]) -> Vec<usize> {
+    /// Maximal runs of ASCII word bytes (letters, digits, `_`).
+    fn word_runs(b: &[u8]) -> Vec<(usize, usize)> {
         let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-        let mut out = Vec::new();
+        let mut runs = Vec::new();
         let mut i = 0;
         while i < b.len() {
             if !word(b[i]) {
@@ -1728,7 +1726,18 @@ mod tests {
             while i < b.len() && word(b[i]) {
                 i += 1;
             }
-            let run = &b[start..i];
+            runs.push((start, i));
+        }
+        runs
+    }
+
+    /// The plain definition [`snake_separators`] must agree with: the
+    /// underscores of every maximal run of word bytes that is four or more
+    /// letter groups joined by single underscores.
+    fn snake_reference(b: &[u8]) -> Vec<usize> {
+        let mut out = Vec::new();
+        for (start, end) in word_runs(b) {
+            let run = &b[start..end];
             let parts: Vec<&[u8]> = run.split(|&c| c == b'_').collect();
             if parts.len() >= 4
                 && parts
@@ -1750,19 +1759,9 @@ mod tests {
     /// text whose view is its lower case.
     fn camel_reference(text: &str) -> Vec<usize> {
         let b = text.as_bytes();
-        let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
         let mut out = Vec::new();
-        let mut i = 0;
-        while i < b.len() {
-            if !word(b[i]) {
-                i += 1;
-                continue;
-            }
-            let start = i;
-            while i < b.len() && word(b[i]) {
-                i += 1;
-            }
-            let run = &b[start..i];
+        for (start, end) in word_runs(b) {
+            let run = &b[start..end];
             if run.len() < CAMEL_MIN_LEN || !run.iter().all(u8::is_ascii_alphabetic) {
                 continue;
             }
