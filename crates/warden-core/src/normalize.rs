@@ -322,6 +322,23 @@ fn is_tag(c: char) -> bool {
     (0xE0020..=0xE007E).contains(&(c as u32))
 }
 
+/// The first byte at or after `from` that is not ASCII, or `b.len()` if
+/// there is none; eight bytes at a time.
+fn next_non_ascii(b: &[u8], from: usize) -> usize {
+    let mut i = from;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let high = u64::from_le_bytes(chunk.try_into().unwrap_or_default()) & 0x8080_8080_8080_8080;
+        if high != 0 {
+            return i + (high.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && b[i] < 0x80 {
+        i += 1;
+    }
+    i.min(b.len())
+}
+
 /// Only the runs of non-ASCII characters are looked at: ASCII characters
 /// are never invisible or foldable, and as NFKC starters of class 0 they
 /// split the quick check into independent runs.
@@ -332,19 +349,7 @@ fn needs_unicode_pass(text: &str) -> bool {
     let b = text.as_bytes();
     let mut i = 0;
     loop {
-        // Eight bytes at a time to the next non-ASCII byte.
-        while let Some(chunk) = b.get(i..i + 8) {
-            let high =
-                u64::from_le_bytes(chunk.try_into().unwrap_or_default()) & 0x8080_8080_8080_8080;
-            if high != 0 {
-                i += (high.trailing_zeros() / 8) as usize;
-                break;
-            }
-            i += 8;
-        }
-        while i < b.len() && b[i] < 0x80 {
-            i += 1;
-        }
+        i = next_non_ascii(b, i);
         if i == b.len() {
             return false;
         }
