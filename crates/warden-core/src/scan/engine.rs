@@ -324,11 +324,12 @@ pub(super) struct DigitGate {
     letters_after: usize,
     min_word: usize,
     /// The rule is `glued` (see [`Scan::try_glued_run`]).
-    pub(super) glued: bool,
+    glued: bool,
 }
 
 impl DigitGate {
-    pub(super) fn new(rule: usize, spec: Option<&crate::pack::DigitRun>) -> DigitGate {
+    pub(super) fn new(rule: usize, prefilter: &crate::pack::Prefilter) -> DigitGate {
+        let spec = prefilter.digits.as_ref();
         let (min_digits, max_digits, requires, starts, letters, requires_min, min_word) = spec
             .map_or((0, 0, "", "", (0, 0), 1, 0), |d| {
                 (
@@ -373,7 +374,7 @@ impl DigitGate {
             letters_before: letters.0,
             letters_after: letters.1,
             min_word,
-            glued: false,
+            glued: prefilter.glued,
         }
     }
 
@@ -772,7 +773,10 @@ impl Scan<'_> {
             }
             let letter_digit =
                 text[k - 1].is_ascii_alphabetic() && (text[k].is_ascii_digit() || text[k] == b'_');
-            if letter_digit || (is_word(text[k - 1]) && self.glued_literal_at(k)) {
+            // Glued literals start with a letter.
+            let glued_start =
+                is_word(text[k - 1]) && text[k].is_ascii_alphabetic() && self.glued_literal_at(k);
+            if letter_digit || glued_start {
                 self.try_cut(r, start, end, (0, k));
                 cuts += 1;
             }

@@ -387,15 +387,7 @@ impl Scanner {
         let mut patterns: Vec<String> = Vec::new();
         let mut lit_targets: Vec<Vec<LitTarget>> = Vec::new();
         let mut add_literal = |lit: &str, ci: bool, target: LitTarget| {
-            for v in case_variants(lit, ci) {
-                match patterns.iter().position(|p| *p == v) {
-                    Some(i) => lit_targets[i].push(target.clone()),
-                    None => {
-                        patterns.push(v);
-                        lit_targets.push(vec![target.clone()]);
-                    }
-                }
-            }
+            add_pattern(&mut patterns, &mut lit_targets, lit, ci, target);
         };
         let mut digit_rules = Vec::new();
         let mut context_rules = Vec::new();
@@ -417,15 +409,8 @@ impl Scanner {
                                 words.add_prefix(&v, i);
                             }
                             if spec.prefilter.glued {
-                                for v in case_variants(lit, spec.prefilter.case_insensitive) {
-                                    match glued_lits.iter().position(|p| *p == v) {
-                                        Some(k) => glued_targets[k].push(i),
-                                        None => {
-                                            glued_lits.push(v);
-                                            glued_targets.push(vec![i]);
-                                        }
-                                    }
-                                }
+                                let ci = spec.prefilter.case_insensitive;
+                                add_pattern(&mut glued_lits, &mut glued_targets, lit, ci, i);
                             }
                         } else {
                             add_literal(
@@ -440,9 +425,7 @@ impl Scanner {
                     }
                 }
                 Anchor::Digits => {
-                    let mut gate = engine::DigitGate::new(i, spec.prefilter.digits.as_ref());
-                    gate.glued = spec.prefilter.glued;
-                    digit_rules.push(gate);
+                    digit_rules.push(engine::DigitGate::new(i, &spec.prefilter));
                 }
                 Anchor::Context => {
                     context_rules.push(i);
@@ -530,6 +513,26 @@ impl Scanner {
                 packs,
             }),
         })
+    }
+}
+
+/// Adds `target` to every case variant of `lit` in `patterns` (each
+/// pattern once, `targets` parallel to it).
+fn add_pattern<T: Clone>(
+    patterns: &mut Vec<String>,
+    targets: &mut Vec<Vec<T>>,
+    lit: &str,
+    ci: bool,
+    target: T,
+) {
+    for v in case_variants(lit, ci) {
+        match patterns.iter().position(|p| *p == v) {
+            Some(i) => targets[i].push(target.clone()),
+            None => {
+                patterns.push(v);
+                targets.push(vec![target.clone()]);
+            }
+        }
     }
 }
 
