@@ -454,8 +454,14 @@ pub(crate) struct Canonical {
     pub view: View,
     pub payloads: Vec<Input>,
     pub signals: Signals,
-    /// Non-ASCII confusables or leet inside words were seen: build the folded view.
+    /// Non-ASCII confusables or leet inside words were seen: the folded view
+    /// may find something the canonical view does not.
     pub wants_fold: bool,
+    /// A trigger other than a digit touching a letter was seen (a confusable,
+    /// a `@ $ |` between letters): the folded view is always built. Digits
+    /// alone only change the words they sit in, so those words decide
+    /// (`RuleSet::digits_matter`).
+    pub fold_always: bool,
 }
 
 /// Builds the canonical view of `input`, collecting hidden payloads and signals.
@@ -474,16 +480,24 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
     if src.is_ascii() {
         let bytes = src.as_bytes();
         let (flat, runs) = ascii_flat(bytes);
-        let wants_fold = ascii_wants_fold(bytes);
+        let fold = Leet {
+            digit: ascii_digit_leet(bytes),
+            symbol: symbol_leet(src),
+        };
         if !runs {
             b.text = String::from_utf8(flat).unwrap_or_default();
-            return finish(input, b, signals, payloads, wants_fold);
+            return finish(input, b, signals, payloads, fold);
         }
         let (text, pieces) = collapse_runs(&flat);
         let text = String::from_utf8(text).unwrap_or_default();
-        return finish_pieces(input, text, pieces, signals, payloads, wants_fold);
+        return finish_pieces(input, text, pieces, signals, payloads, fold);
     }
-    let mut wants_fold = false;
+    // Both leet tests see non-ASCII bytes as non-letters, except that a
+    // symbol's neighbours are whole characters.
+    let mut fold = Leet {
+        digit: ascii_digit_leet(src.as_bytes()),
+        symbol: symbol_leet(src),
+    };
     // Characters with their offsets, made only for tag and selector runs
     // (rare), whose handlers look around the run.
     let mut chars: Option<Vec<(usize, char)>> = None;
@@ -497,17 +511,6 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
             // same output as `push` gives its characters one at a time.
             let run_end = next_non_ascii(bytes, pos);
             let run = &bytes[pos..run_end];
-            if !wants_fold {
-                let prev_alpha = src[..pos]
-                    .chars()
-                    .next_back()
-                    .is_some_and(char::is_alphabetic);
-                let next_alpha = src[run_end..]
-                    .chars()
-                    .next()
-                    .is_some_and(char::is_alphabetic);
-                wants_fold = ascii_wants_fold(run) || run_edge_symbol(run, prev_alpha, next_alpha);
-            }
             for (k, &x) in run.iter().enumerate() {
                 let out = if x.is_ascii_control() && !matches!(x, b'\n' | b'\t' | b'\r') {
                     b' '
@@ -597,13 +600,13 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
             } else {
                 b.push(m, span);
             }
-            if !wants_fold && !m.is_ascii() && m.is_alphabetic() && latin_confusable(m) {
-                wants_fold = true;
+            if !fold.symbol && !m.is_ascii() && m.is_alphabetic() && latin_confusable(m) {
+                fold.symbol = true;
             }
         }
         pos = end;
     }
-    finish(input, b, signals, payloads, wants_fold)
+    finish(input, b, signals, payloads, fold)
 }
 
 /// Whitespace or a control character (which canonicalises to a space).
@@ -682,40 +685,49 @@ fn canon_ascii(src: &[u8], b: &mut Builder) {
     }
 }
 
-/// A `@ $ |` at an edge of the ASCII `run` between two letters, one of
-/// them the non-ASCII character next to the run (what [`ascii_wants_fold`],
-/// which sees only the run, cannot tell).
-fn run_edge_symbol(run: &[u8], prev_alpha: bool, next_alpha: bool) -> bool {
-    let symbol = |c: u8| matches!(c, b'@' | b'$' | b'|');
-    let alpha_at = |k: usize| run.get(k).is_some_and(u8::is_ascii_alphabetic);
-    match run {
+/// What makes the folded view worth building: leet inside words, or (for
+/// `symbol`) a confusable letter.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Leet {
+    /// A digit touching a letter.
+    pub digit: bool,
+    /// A `@ $ |` between letters, or a non-ASCII confusable letter.
+    pub symbol: bool,
+}
+
+impl Leet {
+    fn any(self) -> bool {
+        self.digit || self.symbol
+    }
+}
+
+/// A digit touching a letter. Branch-free, so it vectorises.
+fn ascii_digit_leet(src: &[u8]) -> bool {
+    let alpha = |c: u8| c.is_ascii_alphabetic();
+    let digit = |prev: bool, c: u8, next: bool| c.is_ascii_digit() & (prev | next);
+    match src {
         [] => false,
-        [c] => symbol(*c) && prev_alpha && next_alpha,
+        [c] => digit(false, *c, false),
         [first, .., last] => {
-            (symbol(*first) && prev_alpha && alpha_at(1))
-                || (symbol(*last) && next_alpha && alpha_at(run.len() - 2))
+            digit(false, *first, alpha(src[1]))
+                | digit(alpha(src[src.len() - 2]), *last, false)
+                | src
+                    .windows(3)
+                    .fold(false, |d, w| d | digit(alpha(w[0]), w[1], alpha(w[2])))
         }
     }
 }
 
-/// Leet inside words (a digit touching a letter, `@ $ |` between letters):
-/// the folded view is worth building.
-fn ascii_wants_fold(src: &[u8]) -> bool {
-    let alpha = |c: u8| c.is_ascii_alphabetic();
-    let leet = |prev: bool, c: u8, next: bool| {
-        (c.is_ascii_digit() & (prev | next)) | (matches!(c, b'@' | b'$' | b'|') & prev & next)
-    };
-    match src {
-        [] => false,
-        [c] => leet(false, *c, false),
-        [first, .., last] => {
-            leet(false, *first, alpha(src[1]))
-                || leet(alpha(src[src.len() - 2]), *last, false)
-                || src
-                    .windows(3)
-                    .fold(false, |f, w| f | leet(alpha(w[0]), w[1], alpha(w[2])))
-        }
-    }
+/// A `@ $ |` between two letters, ASCII or not (rare bytes: found by
+/// memchr).
+fn symbol_leet(src: &str) -> bool {
+    memchr::memchr3_iter(b'@', b'$', b'|', src.as_bytes()).any(|k| {
+        src[..k]
+            .chars()
+            .next_back()
+            .is_some_and(char::is_alphabetic)
+            && src[k + 1..].chars().next().is_some_and(char::is_alphabetic)
+    })
 }
 
 fn finish(
@@ -723,7 +735,7 @@ fn finish(
     b: Builder,
     signals: Signals,
     payloads: Vec<Input>,
-    wants_fold: bool,
+    fold: Leet,
 ) -> Canonical {
     let map = if b.identity {
         match &input.map {
@@ -737,7 +749,7 @@ fn finish(
     } else {
         compose(&b.spans, &input.map)
     };
-    finish_view(input.layer, b.text, map, signals, payloads, wants_fold)
+    finish_view(input.layer, b.text, map, signals, payloads, fold)
 }
 
 fn finish_view(
@@ -746,17 +758,18 @@ fn finish_view(
     map: Map,
     mut signals: Signals,
     payloads: Vec<Input>,
-    wants_fold: bool,
+    fold: Leet,
 ) -> Canonical {
     let view = View::new(layer, false, text, map);
-    if wants_fold {
+    if fold.any() {
         mixed_script_words(&view, &mut signals);
     }
     Canonical {
         view,
         payloads,
         signals,
-        wants_fold,
+        wants_fold: fold.any(),
+        fold_always: fold.symbol,
     }
 }
 
@@ -767,7 +780,7 @@ fn finish_pieces(
     mut pieces: Vec<(u32, u32)>,
     signals: Signals,
     payloads: Vec<Input>,
-    wants_fold: bool,
+    fold: Leet,
 ) -> Canonical {
     let map = match &input.map {
         Map::Identity(off) => {
@@ -788,7 +801,7 @@ fn finish_pieces(
             compose(&spans, parent)
         }
     };
-    finish_view(input.layer, text, map, signals, payloads, wants_fold)
+    finish_view(input.layer, text, map, signals, payloads, fold)
 }
 
 fn orig(input: &Input, start: usize, end: usize) -> (usize, usize) {
@@ -1268,7 +1281,7 @@ pub(crate) fn fold_view(view: &View) -> View {
 /// by table, then each symbol put back unless it sits between two
 /// alphanumerics, which at the run's edges are the (non-ASCII) characters
 /// beside it.
-fn fold_ascii_run(src: &str, from: usize, to: usize, out: &mut Vec<u8>) {
+pub(crate) fn fold_ascii_run(src: &str, from: usize, to: usize, out: &mut Vec<u8>) {
     let b = src.as_bytes();
     let base = out.len();
     out.extend(
@@ -1276,6 +1289,31 @@ fn fold_ascii_run(src: &str, from: usize, to: usize, out: &mut Vec<u8>) {
             .iter()
             .map(|&c| LEET_ASCII[usize::from(c & 0x7f)]),
     );
+    // A digit folds only in a word with a letter: `2024` and `10` are
+    // numbers, not leet (`10` would read as Italian "io").
+    let mut k = from;
+    while let Some(d) = next_digit(&b[..to], k) {
+        let alnum = u8::is_ascii_alphanumeric;
+        let s = b[from..d]
+            .iter()
+            .rposition(|c| !alnum(c))
+            .map_or(from, |i| from + i + 1);
+        let e = b[d..to]
+            .iter()
+            .position(|c| !alnum(c))
+            .map_or(to, |i| d + i);
+        let letter = b[s..e].iter().any(u8::is_ascii_alphabetic)
+            || s == from
+                && src[..from]
+                    .chars()
+                    .next_back()
+                    .is_some_and(char::is_alphanumeric)
+            || e == to && src[to..].chars().next().is_some_and(char::is_alphanumeric);
+        if !letter {
+            out[base + s - from..base + e - from].copy_from_slice(&b[s..e]);
+        }
+        k = e;
+    }
     for k in from..to {
         let c = char::from(b[k]);
         if !is_leet_symbol(c) {
@@ -1319,7 +1357,7 @@ const LEET_ASCII: [u8; 128] = {
     t
 };
 
-fn is_leet_symbol(c: char) -> bool {
+pub(crate) fn is_leet_symbol(c: char) -> bool {
     matches!(c, '!' | '|' | '@' | '$' | '+')
 }
 
@@ -1405,6 +1443,25 @@ fn mixed_script_spans(text: &str) -> Vec<(usize, usize)> {
         i = next_non_ascii(b, e);
     }
     out
+}
+
+/// The first ASCII digit at or after `i`, eight bytes at a time.
+pub(crate) fn next_digit(b: &[u8], mut i: usize) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        // High bit clear first, so the additions never carry across bytes.
+        let y = x & !HI;
+        let ge_0 = y.wrapping_add((0x80 - u64::from(b'0')) * LO);
+        let gt_9 = y.wrapping_add((0x80 - u64::from(b'9') - 1) * LO);
+        let digits = ge_0 & !gt_9 & !x & HI;
+        if digits != 0 {
+            return Some(i + (digits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    (i..b.len()).find(|&k| b[k].is_ascii_digit())
 }
 
 /// The first byte at or after `i` that is not ASCII (`b.len()` if none),
@@ -1564,7 +1621,7 @@ mod tests {
         }
     }
 
-    /// The branchy definition `ascii_wants_fold` replaced.
+    /// The branchy definition of `wants_fold` on ASCII text.
     fn ascii_wants_fold_reference(src: &[u8]) -> bool {
         for (i, &c) in src.iter().enumerate() {
             if c.is_ascii_digit() || matches!(c, b'@' | b'$' | b'|') {
@@ -1600,7 +1657,16 @@ mod tests {
                     && k > 0
                     && chars[k - 1].1.is_alphanumeric()
                     && chars.get(k + 1).is_some_and(|x| x.1.is_alphanumeric());
-                let ch = if matches!(c, '!' | '|' | '@' | '$' | '+') && !symbol_inside {
+                // A digit folds only if its run of alphanumerics has
+                // something other than ASCII digits.
+                let alnum_run = || {
+                    let before = chars[..k].iter().rev().take_while(|x| x.1.is_alphanumeric());
+                    let after = chars[k..].iter().take_while(|x| x.1.is_alphanumeric());
+                    before.chain(after).any(|x| !x.1.is_ascii_digit())
+                };
+                let ch = if matches!(c, '!' | '|' | '@' | '$' | '+') && !symbol_inside
+                    || c.is_ascii_digit() && !alnum_run()
+                {
                     c
                 } else {
                     leet(c)
