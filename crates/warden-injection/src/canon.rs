@@ -403,6 +403,22 @@ impl Builder {
         self.spans.push((pos, pos + 1));
     }
 
+    /// `push_ascii` for each byte of `word` from original offset `pos` on,
+    /// in bulk: `word` is ASCII whose whitespace, if any, is single spaces
+    /// and newlines that `push_ascii` would keep as they are (see
+    /// [`simple_ascii_run`]); the caller sets `last_space` after.
+    fn push_ascii_word(&mut self, word: &str, pos: u32) {
+        self.last_space = false;
+        let start = self.text.len();
+        if !(self.identity && pos as usize == start) {
+            self.break_identity();
+            self.spans
+                .extend((pos..pos + word.len() as u32).map(|i| (i, i + 1)));
+        }
+        self.text.push_str(word);
+        self.text[start..].make_ascii_lowercase();
+    }
+
     /// `push` for one ASCII byte at original offset `pos` (same collapsing
     /// rules; the reference for `collapse_runs`).
     fn push_ascii(&mut self, c: u8, pos: u32) {
@@ -511,13 +527,31 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
             // same output as `push` gives its characters one at a time.
             let run_end = next_non_ascii(bytes, pos);
             let run = &bytes[pos..run_end];
-            for (k, &x) in run.iter().enumerate() {
-                let out = if x.is_ascii_control() && !matches!(x, b'\n' | b'\t' | b'\r') {
-                    b' '
-                } else {
-                    x.to_ascii_lowercase()
-                };
-                b.push_ascii(out, (pos + k) as u32);
+            if simple_ascii_run(run, b.last_space) {
+                b.push_ascii_word(&src[pos..run_end], pos as u32);
+                b.last_space = ascii_ws(run[run.len() - 1]);
+                pos = run_end;
+                continue;
+            }
+            let mut k = pos;
+            while k < run_end {
+                let x = bytes[k];
+                if ascii_ws(x) {
+                    let out = if x.is_ascii_control() && !matches!(x, b'\n' | b'\t' | b'\r') {
+                        b' '
+                    } else {
+                        x
+                    };
+                    b.push_ascii(out, k as u32);
+                    k += 1;
+                    continue;
+                }
+                let word_end = bytes[k..run_end]
+                    .iter()
+                    .position(|&c| ascii_ws(c))
+                    .map_or(run_end, |i| k + i);
+                b.push_ascii_word(&src[k..word_end], k as u32);
+                k = word_end;
             }
             pos = run_end;
             continue;
@@ -607,6 +641,22 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
         pos = end;
     }
     finish(input, b, signals, payloads, fold)
+}
+
+/// Can the ASCII `run` be copied (lower-cased) as it is: no control
+/// characters, no tabs or carriage returns, no two whitespace bytes in a
+/// row, and no whitespace first after whitespace (`last_space`)?
+fn simple_ascii_run(run: &[u8], last_space: bool) -> bool {
+    let Some(&first) = run.first() else {
+        return false;
+    };
+    let odd_ws = run.iter().fold(false, |f, &c| {
+        f | (ascii_ws(c) & (c != b' ') & (c != b'\n'))
+    });
+    let pairs = run
+        .windows(2)
+        .fold(false, |f, w| f | (ascii_ws(w[0]) & ascii_ws(w[1])));
+    !(odd_ws || pairs || last_space && ascii_ws(first))
 }
 
 /// Whitespace or a control character (which canonicalises to a space).
@@ -1577,7 +1627,9 @@ mod tests {
         /// The ASCII fast paths agree with the general per-character path
         /// (forced by a trailing non-ASCII symbol after a space).
         #[test]
-        fn ascii_fast_path_matches_general(s in "[\\x00-\\x7f]{0,80}") {
+        fn ascii_fast_path_matches_general(
+            s in "[\\x00-\\x7f]{0,80}|([a-zA-Z0-9@$|.]{0,6}[ \n\t]{0,3}){0,15}"
+        ) {
             let fast = canon(&s);
             let general = canon(&format!("{s} \u{20AC}"));
             proptest::prop_assert!(general.view.text.starts_with(&fast.view.text));
@@ -1589,6 +1641,15 @@ mod tests {
             let general_tokens: Vec<u32> =
                 token_starts(&general.view.text).into_iter().filter(|&t| t < n).collect();
             proptest::prop_assert_eq!(token_starts(&fast.view.text), general_tokens);
+            // After a non-ASCII character every byte has its own span: the
+            // bulk copies of ASCII runs must give the same.
+            let after = canon(&format!("\u{20AC}{s} \u{20AC}"));
+            let e = "\u{20AC}".len();
+            proptest::prop_assert!(after.view.text[e..].starts_with(&fast.view.text));
+            for i in 0..fast.view.text.len() {
+                let (a, b) = fast.view.original(i, i + 1);
+                proptest::prop_assert_eq!(after.view.original(e + i, e + i + 1), (a + e, b + e));
+            }
         }
     }
 
@@ -1660,7 +1721,10 @@ mod tests {
                 // A digit folds only if its run of alphanumerics has
                 // something other than ASCII digits.
                 let alnum_run = || {
-                    let before = chars[..k].iter().rev().take_while(|x| x.1.is_alphanumeric());
+                    let before = chars[..k]
+                        .iter()
+                        .rev()
+                        .take_while(|x| x.1.is_alphanumeric());
                     let after = chars[k..].iter().take_while(|x| x.1.is_alphanumeric());
                     before.chain(after).any(|x| !x.1.is_ascii_digit())
                 };
