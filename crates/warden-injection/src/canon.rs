@@ -82,6 +82,9 @@ pub(crate) struct View {
     /// Byte offsets of token starts (words; single CJK characters), built
     /// on first use: only proximity rules with a verb hit need them.
     tokens: std::cell::OnceCell<Tokens>,
+    /// [`ascii_word_blocks`] of `text`, built on first use (the joined view
+    /// and the tokens both need it).
+    word_blocks: std::cell::OnceCell<(Vec<u64>, bool)>,
 }
 
 impl View {
@@ -94,12 +97,15 @@ impl View {
             text,
             map,
             tokens: std::cell::OnceCell::new(),
+            word_blocks: std::cell::OnceCell::new(),
         }
     }
 
     /// Index of the token containing or following byte `pos`.
     pub(crate) fn token_index(&self, pos: usize) -> usize {
-        let Tokens { starts, before } = self.tokens.get_or_init(|| Tokens::new(&self.text));
+        let Tokens { starts, before } = self
+            .tokens
+            .get_or_init(|| Tokens::new(&self.text, self.word_blocks()));
         let k = pos / 64;
         match starts.get(k) {
             Some(&bits) => {
@@ -108,6 +114,12 @@ impl View {
             }
             None => before.last().copied().unwrap_or(0) as usize,
         }
+    }
+
+    /// [`ascii_word_blocks`] of the text.
+    pub(crate) fn word_blocks(&self) -> &(Vec<u64>, bool) {
+        self.word_blocks
+            .get_or_init(|| ascii_word_blocks(self.text.as_bytes()))
     }
 
     /// Original span of view bytes `[start, end)`.
@@ -221,15 +233,15 @@ struct Tokens {
 impl Tokens {
     /// ASCII bytes are classified eight at a time; only the (usually few)
     /// non-ASCII characters are decoded and looked up one by one.
-    fn new(text: &str) -> Tokens {
+    fn new(text: &str, (word, any_non_ascii): &(Vec<u64>, bool)) -> Tokens {
         let b = text.as_bytes();
         let n_blocks = b.len().div_ceil(64);
         // Word bytes (a token continues across them; non-ASCII characters
         // are classified below), and bytes that start a token whatever
         // precedes them (CJK characters, one token each).
-        let (mut word, any_non_ascii) = ascii_word_blocks(b);
+        let mut word = word.clone();
         let mut forced = Vec::new();
-        if any_non_ascii {
+        if *any_non_ascii {
             forced.resize(n_blocks, 0u64);
             let mut i = next_non_ascii(b, 0);
             while i < b.len() {
@@ -796,6 +808,9 @@ fn finish(
                 compose(&ident, &input.map)
             }
         }
+    } else if let Map::Identity(0) = input.map {
+        // The spans are already original offsets: no copy.
+        Map::Spans(b.spans)
     } else {
         compose(&b.spans, &input.map)
     };
@@ -1213,14 +1228,14 @@ fn camel_boundaries(view: &View, word: &[u64], original: &str) -> Vec<usize> {
 /// split, or `None` when the text has none of these.
 pub(crate) fn join_view(view: &View, original: &str) -> Option<View> {
     let b = view.text.as_bytes();
-    let (word, _) = ascii_word_blocks(b);
-    let cuts = spelled_out_separators(b, &word);
+    let (word, _) = view.word_blocks();
+    let cuts = spelled_out_separators(b, word);
     let spaces = if b.contains(&b'_') {
         snake_separators(b)
     } else {
         Vec::new()
     };
-    let inserts = camel_boundaries(view, &word, original);
+    let inserts = camel_boundaries(view, word, original);
     if cuts.is_empty() && spaces.is_empty() && inserts.is_empty() {
         return None;
     }
@@ -1950,8 +1965,7 @@ mod tests {
         fn token_bits_match_starts(
             s in "[a-z0-9_ .,\n-]{0,300}|[\\x00-\\x7f]{0,300}|[a-z0-9 _\u{e9}\u{fc}\u{2014}\u{201c}\u{301}\u{4e00}\u{3042}\u{ac00}\u{430}\u{0915}\u{1f600}]{0,200}|\\PC{0,150}"
         ) {
-            let bits = Tokens::new(&s);
-            let view = View { layer: "plain", folded: false, joined: false, joins: Vec::new(), text: s.clone(), map: Map::Identity(0), tokens: std::cell::OnceCell::from(bits) };
+            let view = View::new("plain", false, s.clone(), Map::Identity(0));
             let starts = token_starts(&s);
             for pos in 0..=s.len() + 70 {
                 proptest::prop_assert_eq!(view.token_index(pos), starts.partition_point(|&t| (t as usize) < pos));
