@@ -5,6 +5,8 @@
 //! counts, summed score) shows whether the output moved.
 //!
 //! Modes: `prompts` (64 prompt-sized texts, the learned tier on),
+//! `ascii` (the same with every non-ASCII character dropped: most English
+//! prompts take the all-ASCII paths),
 //! `rules` (the same without the learned tier), `document` (one 256 KB text),
 //! `paragraphs` (the document with blank lines and indentation),
 //! `corpus` (every text of the eval corpora under `tests/corpora/`).
@@ -55,6 +57,10 @@ fn main() {
     let det = Detector::builtin().expect("builtin detector");
     let work: Vec<(String, Source)> = match mode.as_str() {
         "prompts" | "rules" => prompts().into_iter().map(|p| (p, Source::User)).collect(),
+        "ascii" => prompts()
+            .into_iter()
+            .map(|p| (p.chars().filter(char::is_ascii).collect(), Source::User))
+            .collect(),
         "document" => vec![(corpus(256 * 1024), Source::Document)],
         // Paragraphs and indentation: whitespace runs the canonical view collapses.
         "paragraphs" => vec![(

@@ -702,16 +702,21 @@ fn ascii_flat(src: &[u8]) -> (Vec<u8>, bool) {
 fn collapse_runs(flat: &[u8]) -> (Vec<u8>, Vec<(u32, u32)>) {
     let mut out = Vec::with_capacity(flat.len());
     let mut pieces = vec![(0u32, 0u32)];
-    let mut i = 0;
-    while i < flat.len() {
-        let c = flat[i];
-        if c != b' ' && c != b'\n' {
-            out.push(c);
-            i += 1;
+    let ws = |c: u8| c == b' ' || c == b'\n';
+    // Bytes before `copied` are in `out`. A lone space or newline is copied
+    // like any byte (its offset does not change), so only the starts of
+    // runs of two or more need a look.
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(k) = memchr::memchr2(b' ', b'\n', &flat[from..]) {
+        let start = from + k;
+        if !flat.get(start + 1).is_some_and(|&c| ws(c)) {
+            from = start + 1;
             continue;
         }
-        let start = i;
-        while i < flat.len() && matches!(flat[i], b' ' | b'\n') {
+        out.extend_from_slice(&flat[copied..start]);
+        let mut i = start;
+        while i < flat.len() && ws(flat[i]) {
             i += 1;
         }
         let run = &flat[start..i];
@@ -729,7 +734,10 @@ fn collapse_runs(flat: &[u8]) -> (Vec<u8>, Vec<(u32, u32)>) {
         if i < flat.len() && pieces.last().is_some_and(|p| p.1 != after) {
             pieces.push((out.len() as u32, after));
         }
+        copied = i;
+        from = i;
     }
+    out.extend_from_slice(&flat[copied..]);
     (out, pieces)
 }
 
