@@ -327,7 +327,7 @@ impl Detector {
                 let f = canon::fold_view(&c.view);
                 views.push((f, path.clone()));
             }
-            if let Some(j) = canon::join_view(&c.view, text) {
+            if let Some(j) = canon::join_view(&c.view, text, Some(self.rules.glue())) {
                 views.push((j, path.clone()));
             }
             views.push((c.view, path));
