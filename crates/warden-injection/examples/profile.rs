@@ -9,7 +9,8 @@
 //! prompts take the all-ASCII paths),
 //! `rules` (the same without the learned tier), `document` (one 256 KB text),
 //! `paragraphs` (the document with blank lines and indentation),
-//! `corpus` (every text of the eval corpora under `tests/corpora/`).
+//! `corpus` (every text of the eval corpora under `tests/corpora/`),
+//! `file:PATH` (one user text read from PATH, e.g. a proxy bench prompt).
 
 use warden_injection::{Detector, Source, Verdict};
 
@@ -68,6 +69,13 @@ fn main() {
             Source::Document,
         )],
         "corpus" => eval_texts(),
+        m if m.starts_with("file:") => match std::fs::read_to_string(&m[5..]) {
+            Ok(t) => vec![(t, Source::User)],
+            Err(e) => {
+                eprintln!("profile: {}: {e}", &m[5..]);
+                std::process::exit(2);
+            }
+        },
         other => {
             eprintln!("profile: unknown mode {other}");
             std::process::exit(2);

@@ -1493,11 +1493,13 @@ pub(crate) fn fold_ascii_run(src: &str, from: usize, to: usize, out: &mut Vec<u8
         }
         k = e;
     }
-    for k in from..to {
+    // The leet symbols are rare bytes: found by memchr, not a byte loop.
+    let run = &b[from..to];
+    let symbols = memchr::memchr3_iter(b'!', b'|', b'@', run)
+        .chain(memchr::memchr2_iter(b'$', b'+', run))
+        .map(|i| from + i);
+    for k in symbols {
         let c = char::from(b[k]);
-        if !is_leet_symbol(c) {
-            continue;
-        }
         let prev = if k > from {
             b[k - 1].is_ascii_alphanumeric()
         } else {
