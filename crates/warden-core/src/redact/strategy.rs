@@ -125,18 +125,34 @@ pub(crate) fn token_type(entity: &str) -> String {
 /// HMAC-SHA256 over `parts`, each followed by a 0 byte so that
 /// `("AB", "C")` and `("A", "BC")` differ.
 pub(crate) fn hmac_parts(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = match HmacSha256::new_from_slice(key) {
-        Ok(mac) => mac,
-        Err(_) => unreachable_hmac(),
-    };
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            mac.update(&[0]);
+    KeyedMac::new(key).digest(parts)
+}
+
+/// HMAC-SHA256 with its key already absorbed: each digest starts from a
+/// copy of this state instead of hashing the key's pads again.
+#[derive(Clone)]
+pub(crate) struct KeyedMac(HmacSha256);
+
+impl KeyedMac {
+    pub(crate) fn new(key: &[u8]) -> KeyedMac {
+        // HMAC accepts keys of any length, so this cannot fail.
+        match HmacSha256::new_from_slice(key) {
+            Ok(mac) => KeyedMac(mac),
+            Err(_) => unreachable_hmac(),
         }
-        mac.update(part);
     }
-    mac.finalize().into_bytes().into()
+
+    /// [`hmac_parts`] under this key.
+    pub(crate) fn digest(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = self.0.clone();
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                mac.update(&[0]);
+            }
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
 }
 
 #[cold]

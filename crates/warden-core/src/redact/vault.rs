@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, ErrorKind};
 
-use super::strategy::{hmac_parts, push_hex, token_type, MAX_TOKEN_LEN, MAX_TYPE_LEN};
+use super::strategy::{push_hex, token_type, KeyedMac, MAX_TOKEN_LEN, MAX_TYPE_LEN};
 
 fn vault_error(reason: String) -> Error {
     // Reasons name tokens and entry indexes, which are not sensitive; never
@@ -52,7 +52,7 @@ pub struct Vault {
     by_value: HashMap<String, String>,
     /// Next counter per token type, for unkeyed vaults.
     next: HashMap<String, u64>,
-    key: Option<Vec<u8>>,
+    key: Option<KeyedMac>,
 }
 
 impl fmt::Debug for Vault {
@@ -104,7 +104,7 @@ impl Vault {
     /// ```
     pub fn with_key(key: &[u8]) -> Vault {
         Vault {
-            key: Some(key.to_vec()),
+            key: Some(KeyedMac::new(key)),
             ..Vault::default()
         }
     }
@@ -126,7 +126,7 @@ impl Vault {
     /// assert_eq!(back.get("<EMAIL_1>"), Some("a@example.org"));
     /// ```
     pub fn set_key(&mut self, key: &[u8]) {
-        self.key = Some(key.to_vec());
+        self.key = Some(KeyedMac::new(key));
     }
 
     /// True when tokens are derived from a key.
@@ -201,9 +201,9 @@ impl Vault {
                     let parts: [&[u8]; 3] = [ty.as_bytes(), original.as_bytes(), salt_s.as_bytes()];
                     // The unsalted form is the documented, cross-vault stable one.
                     let digest = if salt == 0 {
-                        hmac_parts(key, &parts[..2])
+                        key.digest(&parts[..2])
                     } else {
-                        hmac_parts(key, &parts)
+                        key.digest(&parts)
                     };
                     let mut t = String::with_capacity(ty.len() + 11);
                     t.push('<');
