@@ -259,6 +259,16 @@ impl Tokens {
                 i = next_non_ascii(b, i + c.len_utf8());
             }
         }
+        // A leet symbol between two alphanumerics is a letter in the folded
+        // view (`doe@example`); counting it as one here too keeps token
+        // distances the same in both views.
+        let run = |i: usize| symbol_inside_word(text, i);
+        for i in memchr::memchr3_iter(b'!', b'|', b'@', b)
+            .chain(memchr::memchr2_iter(b'$', b'+', b))
+            .filter(|&i| run(i))
+        {
+            word[i / 64] |= 1 << (i % 64);
+        }
         let mut starts = Vec::with_capacity(n_blocks);
         let mut before = Vec::with_capacity(n_blocks + 1);
         let mut total = 0u32;
@@ -275,6 +285,21 @@ impl Tokens {
     }
 }
 
+/// Is byte `i` of `text` a leet symbol between two alphanumerics, which the
+/// folded view turns into a letter (see [`fold_char`])?
+pub(crate) fn symbol_inside_word(text: &str, i: usize) -> bool {
+    let b = text.as_bytes();
+    b.get(i).is_some_and(|&c| is_leet_symbol(char::from(c)))
+        && text[..i]
+            .chars()
+            .next_back()
+            .is_some_and(char::is_alphanumeric)
+        && text
+            .get(i + 1..)
+            .and_then(|t| t.chars().next())
+            .is_some_and(char::is_alphanumeric)
+}
+
 /// Token starts one character at a time: the reference for [`Tokens`].
 #[cfg(test)]
 fn token_starts(text: &str) -> Vec<u32> {
@@ -283,7 +308,7 @@ fn token_starts(text: &str) -> Vec<u32> {
     if text.is_ascii() {
         // `is_word` on ASCII is alphanumeric or `_`; nothing is CJK.
         for (i, &c) in text.as_bytes().iter().enumerate() {
-            let w = c.is_ascii_alphanumeric() || c == b'_';
+            let w = c.is_ascii_alphanumeric() || c == b'_' || symbol_inside_word(text, i);
             if w && !in_word {
                 out.push(i as u32);
             }
@@ -295,7 +320,7 @@ fn token_starts(text: &str) -> Vec<u32> {
         if is_cjk(c) {
             out.push(i as u32);
             in_word = false;
-        } else if is_word(c) {
+        } else if is_word(c) || symbol_inside_word(text, i) {
             if !in_word {
                 out.push(i as u32);
             }
@@ -485,10 +510,9 @@ pub(crate) struct Canonical {
     /// Non-ASCII confusables or leet inside words were seen: the folded view
     /// may find something the canonical view does not.
     pub wants_fold: bool,
-    /// A trigger other than a digit touching a letter was seen (a confusable,
-    /// a `@ $ |` between letters): the folded view is always built. Digits
-    /// alone only change the words they sit in, so those words decide
-    /// (`RuleSet::digits_matter`).
+    /// A confusable letter was seen: the folded view is always built. Leet
+    /// alone (digits, symbols between letters) only changes the words it
+    /// sits in, so those words decide (`RuleSet::leet_matters`).
     pub fold_always: bool,
 }
 
@@ -511,6 +535,7 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
         let fold = Leet {
             digit: ascii_digit_leet(bytes),
             symbol: symbol_leet(src),
+            confusable: false,
         };
         if !runs {
             b.text = String::from_utf8(flat).unwrap_or_default();
@@ -525,6 +550,7 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
     let mut fold = Leet {
         digit: ascii_digit_leet(src.as_bytes()),
         symbol: symbol_leet(src),
+        confusable: false,
     };
     // Characters with their offsets, made only for tag and selector runs
     // (rare), whose handlers look around the run.
@@ -646,8 +672,8 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
             } else {
                 b.push(m, span);
             }
-            if !fold.symbol && !m.is_ascii() && m.is_alphabetic() && latin_confusable(m) {
-                fold.symbol = true;
+            if !fold.confusable && !m.is_ascii() && m.is_alphabetic() && latin_confusable(m) {
+                fold.confusable = true;
             }
         }
         pos = end;
@@ -755,19 +781,21 @@ fn canon_ascii(src: &[u8], b: &mut Builder) {
     }
 }
 
-/// What makes the folded view worth building: leet inside words, or (for
-/// `symbol`) a confusable letter.
+/// What makes the folded view worth building: leet inside words, or a
+/// confusable letter.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Leet {
     /// A digit touching a letter.
     pub digit: bool,
-    /// A `@ $ |` between letters, or a non-ASCII confusable letter.
+    /// A `@ $ |` between letters.
     pub symbol: bool,
+    /// A non-ASCII letter whose skeleton is ASCII.
+    pub confusable: bool,
 }
 
 impl Leet {
     fn any(self) -> bool {
-        self.digit || self.symbol
+        self.digit || self.symbol || self.confusable
     }
 }
 
@@ -842,7 +870,7 @@ fn finish_view(
         payloads,
         signals,
         wants_fold: fold.any(),
-        fold_always: fold.symbol,
+        fold_always: fold.confusable,
     }
 }
 

@@ -323,7 +323,7 @@ impl Detector {
                 }
             }
             signals.push((c.signals, path.clone()));
-            if c.wants_fold && (c.fold_always || self.rules.digits_matter(&c.view.text)) {
+            if c.wants_fold && (c.fold_always || self.rules.leet_matters(&c.view.text)) {
                 let f = canon::fold_view(&c.view);
                 views.push((f, path.clone()));
             }
