@@ -1222,18 +1222,31 @@ fn camel_boundaries(view: &View, word: &[u64], original: &str) -> Vec<usize> {
             out.extend(cuts);
         }
     };
-    // Starts of runs of at least CAMEL_MIN_LEN word bytes: bit p survives
-    // the shifts when bytes p..p+18 all are word bytes. Prose has none in
-    // almost every block, so this is the whole cost there.
-    const _: () = assert!(CAMEL_MIN_LEN == 18);
+    for_long_word_runs::<CAMEL_MIN_LEN>(b, word, |s, e| check(s, e, &mut out));
+    out
+}
+
+/// Calls `f(start, end)` for every maximal run of ASCII word bytes
+/// (alphanumeric or `_`) of at least `MIN_LEN` bytes; `word` is
+/// [`ascii_word_blocks`] of `b`. Bit p of a block pair survives the
+/// shift-and steps when bytes p..p+MIN_LEN all are word bytes, so prose,
+/// which has no such run in almost every block, costs a few operations per
+/// 64 bytes.
+fn for_long_word_runs<const MIN_LEN: usize>(
+    b: &[u8],
+    word: &[u64],
+    mut f: impl FnMut(usize, usize),
+) {
+    const { assert!(MIN_LEN >= 1 && MIN_LEN <= 64) };
     let mut next_free = 0;
     for k in 0..word.len() {
         let mut r = u128::from(word[k]) | (u128::from(word.get(k + 1).copied().unwrap_or(0)) << 64);
-        r &= r >> 1;
-        r &= r >> 2;
-        r &= r >> 4;
-        r &= r >> 8;
-        r &= r >> 2;
+        let mut have = 1;
+        while have < MIN_LEN {
+            let shift = have.min(MIN_LEN - have);
+            r &= r >> shift;
+            have += shift;
+        }
         let mut starts = r as u64;
         while starts != 0 {
             let p = 64 * k + starts.trailing_zeros() as usize;
@@ -1241,20 +1254,25 @@ fn camel_boundaries(view: &View, word: &[u64], original: &str) -> Vec<usize> {
             if p < next_free {
                 continue;
             }
-            let is_word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-            let mut s = p;
-            while s > 0 && is_word(b[s - 1]) {
-                s -= 1;
-            }
-            let mut e = p;
-            while e < b.len() && is_word(b[e]) {
-                e += 1;
-            }
+            let (s, e) = run_around(b, p, |c| c.is_ascii_alphanumeric() || c == b'_');
             next_free = e;
-            check(s, e, &mut out);
+            f(s, e);
         }
     }
-    out
+}
+
+/// The run of bytes `in_run` accepts around position `at` (`at` itself
+/// included whatever it is): its start and end.
+pub(crate) fn run_around(b: &[u8], at: usize, in_run: impl Fn(u8) -> bool) -> (usize, usize) {
+    let s = b[..at]
+        .iter()
+        .rposition(|&c| !in_run(c))
+        .map_or(0, |k| k + 1);
+    let e = b[at..]
+        .iter()
+        .position(|&c| !in_run(c))
+        .map_or(b.len(), |k| at + k);
+    (s, e)
 }
 
 /// Shortest run of letters looked at for lexicon words glued together.
@@ -1295,63 +1313,37 @@ pub(crate) struct Glue {
 /// and little else; the detector keeps only hits that need a boundary.
 fn glued_boundaries(b: &[u8], word: &[u64], glue: &Glue, taken: &[usize]) -> Vec<usize> {
     let mut out = Vec::new();
-    let mut next_free = 0;
-    const _: () = assert!(GLUED_MIN_LEN == 12);
-    for k in 0..word.len() {
-        // Bit p survives when bytes p..p+12 all are word bytes.
-        let mut r = u128::from(word[k]) | (u128::from(word.get(k + 1).copied().unwrap_or(0)) << 64);
-        r &= r >> 1;
-        r &= r >> 2;
-        r &= r >> 4;
-        r &= r >> 4;
-        let mut starts = r as u64;
-        while starts != 0 {
-            let p = 64 * k + starts.trailing_zeros() as usize;
-            starts &= starts - 1;
-            if p < next_free {
-                continue;
+    for_long_word_runs::<GLUED_MIN_LEN>(b, word, |s, e| {
+        let run = &b[s..e];
+        let split_already = taken.iter().any(|&t| s < t && t < e);
+        if !run.iter().all(u8::is_ascii_alphabetic) || split_already {
+            return;
+        }
+        let (mut cuts, mut words, mut covered) = (Vec::new(), 0, 0);
+        // A stem covers the letters after it up to the next word.
+        let mut stem_from: Option<usize> = None;
+        for m in glue.ac.find_iter(run) {
+            if let Some(f) = stem_from.take() {
+                covered += m.start() - f;
             }
-            let is_word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-            let s = b[..p]
-                .iter()
-                .rposition(|&c| !is_word(c))
-                .map_or(0, |i| i + 1);
-            let e = b[p..]
-                .iter()
-                .position(|&c| !is_word(c))
-                .map_or(b.len(), |i| p + i);
-            next_free = e;
-            let run = &b[s..e];
-            let split_already = taken.iter().any(|&t| s < t && t < e);
-            if !run.iter().all(u8::is_ascii_alphabetic) || split_already {
-                continue;
+            words += 1;
+            covered += m.len();
+            if m.start() > 0 && cuts.last() != Some(&(s + m.start())) {
+                cuts.push(s + m.start());
             }
-            let (mut cuts, mut words, mut covered) = (Vec::new(), 0, 0);
-            // A stem covers the letters after it up to the next word.
-            let mut stem_from: Option<usize> = None;
-            for m in glue.ac.find_iter(run) {
-                if let Some(f) = stem_from.take() {
-                    covered += m.start() - f;
-                }
-                words += 1;
-                covered += m.len();
-                if m.start() > 0 && cuts.last() != Some(&(s + m.start())) {
-                    cuts.push(s + m.start());
-                }
-                if glue.open_end[m.pattern().as_usize()] {
-                    stem_from = Some(m.end());
-                } else if m.end() < run.len() {
-                    cuts.push(s + m.end());
-                }
-            }
-            if let Some(f) = stem_from {
-                covered += run.len() - f;
-            }
-            if words >= 2 && covered * 100 >= run.len() * GLUED_MIN_COVER {
-                out.extend(cuts);
+            if glue.open_end[m.pattern().as_usize()] {
+                stem_from = Some(m.end());
+            } else if m.end() < run.len() {
+                cuts.push(s + m.end());
             }
         }
-    }
+        if let Some(f) = stem_from {
+            covered += run.len() - f;
+        }
+        if words >= 2 && covered * 100 >= run.len() * GLUED_MIN_COVER {
+            out.extend(cuts);
+        }
+    });
     out
 }
 

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::canon::{
     canonicalize, fold_ascii_run, fold_term, is_cjk, is_leet_symbol, is_word, next_digit,
-    symbol_inside_word, Glue, Input, Map, View, GLUED_MIN_WORD, GLUE_EXTRA,
+    run_around, symbol_inside_word, Glue, Input, Map, View, GLUED_MIN_WORD, GLUE_EXTRA,
 };
 use crate::error::Error;
 use crate::Source;
@@ -562,14 +562,7 @@ impl RuleSet {
                 (None, None) => return false,
             };
             // The word around the folded byte.
-            let s = b[..at]
-                .iter()
-                .rposition(|&c| !in_word(c))
-                .map_or(0, |k| k + 1);
-            let e = b[at..]
-                .iter()
-                .position(|&c| !in_word(c))
-                .map_or(b.len(), |k| at + k);
+            let (s, e) = run_around(b, at, in_word);
             i = e.max(at + 1);
             // A letter outside ASCII would join the word in the folded view.
             if s > 0 && b[s - 1] >= 0x80 || e < b.len() && b[e] >= 0x80 {
@@ -577,7 +570,8 @@ impl RuleSet {
             }
             let word = &b[s..e];
             // Numbers do not fold (see `fold_ascii_run`).
-            let letter_or_symbol = |&c: &u8| c.is_ascii_alphabetic() || is_leet_symbol(char::from(c));
+            let letter_or_symbol =
+                |&c: &u8| c.is_ascii_alphabetic() || is_leet_symbol(char::from(c));
             if !word.iter().any(letter_or_symbol) {
                 continue;
             }
