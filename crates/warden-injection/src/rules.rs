@@ -286,20 +286,16 @@ fn term_pieces(lex: &Lexicon) -> (Vec<String>, Vec<(bool, bool)>) {
         if !any {
             continue;
         }
-        let b = pattern.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            if !b[i].is_ascii_alphanumeric() {
-                i += 1;
-                continue;
-            }
-            let s = i;
-            while i < b.len() && b[i].is_ascii_alphanumeric() {
-                i += 1;
-            }
-            let e = ends.entry(&pattern[s..i]).or_default();
-            e.0 |= s == 0 && left_open;
-            e.1 |= i == b.len() && right_open;
+        // The first part starts the term and the last one ends it (either
+        // may be empty).
+        let parts: Vec<&str> = pattern
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .collect();
+        let last = parts.len() - 1;
+        for (k, part) in parts.into_iter().enumerate().filter(|p| !p.1.is_empty()) {
+            let e = ends.entry(part).or_default();
+            e.0 |= k == 0 && left_open;
+            e.1 |= k == last && right_open;
         }
     }
     let mut pieces: Vec<(&str, (bool, bool))> = ends.into_iter().collect();
