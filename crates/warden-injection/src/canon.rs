@@ -300,6 +300,29 @@ pub(crate) fn symbol_inside_word(text: &str, i: usize) -> bool {
             .is_some_and(char::is_alphanumeric)
 }
 
+/// View positions of the plain-layer `view` whose `i` is written `I` in
+/// `original` inside a word (a letter before it, a lower-case letter on one
+/// side: `aIl`, `AIl`, not `Ignore` or `IGNORE`): in most fonts that `I` is
+/// an `l`. Empty, at the cost of one memchr, when there is none.
+pub(crate) fn capital_i_positions(view: &View, original: &str) -> Vec<usize> {
+    let o = original.as_bytes();
+    let suspect = |p: usize| {
+        o.get(p) == Some(&b'I')
+            && p > 0
+            && o[p - 1].is_ascii_alphabetic()
+            && (o[p - 1].is_ascii_lowercase() || o.get(p + 1).is_some_and(u8::is_ascii_lowercase))
+    };
+    if !memchr::memchr_iter(b'I', o).any(suspect) {
+        return Vec::new();
+    }
+    memchr::memchr_iter(b'i', view.text.as_bytes())
+        .filter(|&k| {
+            let (a, e) = view.original(k, k + 1);
+            e == a + 1 && suspect(a)
+        })
+        .collect()
+}
+
 /// Token starts one character at a time: the reference for [`Tokens`].
 #[cfg(test)]
 fn token_starts(text: &str) -> Vec<u32> {

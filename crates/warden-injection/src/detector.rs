@@ -323,7 +323,15 @@ impl Detector {
                 }
             }
             signals.push((c.signals, path.clone()));
-            if c.wants_fold && (c.fold_always || self.rules.leet_matters(&c.view.text)) {
+            // An `I` inside a word may be an `l` ("aIl"): only the plain layer
+            // maps back byte for byte to where it was written.
+            let capital_i = if path == "plain" {
+                canon::capital_i_positions(&c.view, text)
+            } else {
+                Vec::new()
+            };
+            let leet = c.wants_fold || !capital_i.is_empty();
+            if c.fold_always || leet && self.rules.leet_matters(&c.view.text, &capital_i) {
                 let f = canon::fold_view(&c.view);
                 views.push((f, path.clone()));
             }
