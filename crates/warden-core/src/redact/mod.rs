@@ -105,7 +105,8 @@ pub struct Redaction {
 pub struct Redactor {
     detector: Arc<dyn Detect + Send + Sync>,
     cfg: RedactConfig,
-    hash_key: Arc<[u8]>,
+    /// The `hash` strategy's key, absorbed once.
+    hash_mac: strategy::KeyedMac,
 }
 
 impl std::fmt::Debug for Redactor {
@@ -133,7 +134,7 @@ impl Redactor {
         Redactor {
             detector: Arc::new(detector),
             cfg,
-            hash_key: key.unwrap_or_else(strategy::ephemeral_key).into(),
+            hash_mac: strategy::KeyedMac::new(&key.unwrap_or_else(strategy::ephemeral_key)),
         }
     }
 
@@ -175,7 +176,7 @@ impl Redactor {
             text,
             findings,
             &self.cfg,
-            &self.hash_key,
+            &self.hash_mac,
             vault,
             &HashSet::new(),
         )
@@ -190,7 +191,7 @@ impl Redactor {
         vault: &mut Vault,
         avoid: &HashSet<&str>,
     ) -> String {
-        replace(text, findings, &self.cfg, &self.hash_key, vault, avoid)
+        replace(text, findings, &self.cfg, &self.hash_mac, vault, avoid)
     }
 }
 
@@ -221,24 +222,18 @@ pub fn redact_findings(
     hash_key: Option<&[u8]>,
     vault: &mut Vault,
 ) -> String {
-    match hash_key {
-        Some(k) => replace(text, findings, cfg, k, vault, &HashSet::new()),
-        None => replace(
-            text,
-            findings,
-            cfg,
-            &strategy::ephemeral_key(),
-            vault,
-            &HashSet::new(),
-        ),
-    }
+    let mac = match hash_key {
+        Some(k) => strategy::KeyedMac::new(k),
+        None => strategy::KeyedMac::new(&strategy::ephemeral_key()),
+    };
+    replace(text, findings, cfg, &mac, vault, &HashSet::new())
 }
 
 fn replace(
     text: &str,
     findings: &[Finding],
     cfg: &RedactConfig,
-    hash_key: &[u8],
+    hash_mac: &strategy::KeyedMac,
     vault: &mut Vault,
     extra_avoid: &HashSet<&str>,
 ) -> String {
@@ -270,7 +265,7 @@ fn replace(
                 };
                 out.push_str(&strategy::mask(value, keep))
             }
-            Strategy::Hash => out.push_str(&strategy::hash_token(hash_key, entity, value)),
+            Strategy::Hash => out.push_str(&strategy::hash_token(hash_mac, entity, value)),
             Strategy::Remove => {}
         }
         at = end;

@@ -122,12 +122,6 @@ pub(crate) fn token_type(entity: &str) -> String {
     out
 }
 
-/// HMAC-SHA256 over `parts`, each followed by a 0 byte so that
-/// `("AB", "C")` and `("A", "BC")` differ.
-pub(crate) fn hmac_parts(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    KeyedMac::new(key).digest(parts)
-}
-
 /// HMAC-SHA256 with its key already absorbed: each digest starts from a
 /// copy of this state instead of hashing the key's pads again.
 #[derive(Clone)]
@@ -142,7 +136,8 @@ impl KeyedMac {
         }
     }
 
-    /// [`hmac_parts`] under this key.
+    /// HMAC-SHA256 over `parts`, each followed by a 0 byte so that
+    /// `("AB", "C")` and `("A", "BC")` differ.
     pub(crate) fn digest(&self, parts: &[&[u8]]) -> [u8; 32] {
         let mut mac = self.0.clone();
         for (i, part) in parts.iter().enumerate() {
@@ -173,11 +168,11 @@ pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
 }
 
 /// The `hash` strategy's token: `<TYPE#` + 12 hex digits + `>`.
-pub(crate) fn hash_token(key: &[u8], entity: &str, value: &str) -> String {
+pub(crate) fn hash_token(key: &KeyedMac, entity: &str, value: &str) -> String {
     let ty = token_type(entity);
     // Domain-separated from keyed placeholders so a hash token never reveals
     // a placeholder's digest and vice versa.
-    let digest = hmac_parts(key, &[b"warden-hash", ty.as_bytes(), value.as_bytes()]);
+    let digest = key.digest(&[b"warden-hash", ty.as_bytes(), value.as_bytes()]);
     let mut out = String::with_capacity(ty.len() + 15);
     out.push('<');
     out.push_str(&ty);
@@ -264,9 +259,10 @@ mod tests {
 
     #[test]
     fn hash_tokens_are_keyed_and_stable() {
-        let a = hash_token(b"k1", "EMAIL", "a@b.c");
-        assert_eq!(a, hash_token(b"k1", "EMAIL", "a@b.c"));
-        assert_ne!(a, hash_token(b"k2", "EMAIL", "a@b.c"));
+        let (k1, k2) = (KeyedMac::new(b"k1"), KeyedMac::new(b"k2"));
+        let a = hash_token(&k1, "EMAIL", "a@b.c");
+        assert_eq!(a, hash_token(&KeyedMac::new(b"k1"), "EMAIL", "a@b.c"));
+        assert_ne!(a, hash_token(&k2, "EMAIL", "a@b.c"));
         assert!(a.starts_with("<EMAIL#") && a.ends_with('>') && a.len() == 20);
     }
 }
