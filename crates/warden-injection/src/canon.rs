@@ -262,11 +262,7 @@ impl Tokens {
         // A leet symbol between two alphanumerics is a letter in the folded
         // view (`doe@example`); counting it as one here too keeps token
         // distances the same in both views.
-        let run = |i: usize| symbol_inside_word(text, i);
-        for i in memchr::memchr3_iter(b'!', b'|', b'@', b)
-            .chain(memchr::memchr2_iter(b'$', b'+', b))
-            .filter(|&i| run(i))
-        {
+        for i in leet_symbols(b).filter(|&i| symbol_inside_word(text, i)) {
             word[i / 64] |= 1 << (i % 64);
         }
         let mut starts = Vec::with_capacity(n_blocks);
@@ -285,8 +281,14 @@ impl Tokens {
     }
 }
 
+/// Positions of the leet symbols `! | @ $ +` in `b`, not in order: rare
+/// bytes, found by memchr rather than a byte loop.
+pub(crate) fn leet_symbols(b: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    memchr::memchr3_iter(b'!', b'|', b'@', b).chain(memchr::memchr2_iter(b'$', b'+', b))
+}
+
 /// Is byte `i` of `text` a leet symbol between two alphanumerics, which the
-/// folded view turns into a letter (see [`fold_char`])?
+/// folded view turns into a letter (see [`fold_ascii_run`])?
 pub(crate) fn symbol_inside_word(text: &str, i: usize) -> bool {
     let b = text.as_bytes();
     b.get(i).is_some_and(|&c| is_leet_symbol(char::from(c)))
@@ -1536,27 +1538,12 @@ pub(crate) fn fold_ascii_run(src: &str, from: usize, to: usize, out: &mut Vec<u8
         }
         k = e;
     }
-    // The leet symbols are rare bytes: found by memchr, not a byte loop.
-    let run = &b[from..to];
-    let symbols = memchr::memchr3_iter(b'!', b'|', b'@', run)
-        .chain(memchr::memchr2_iter(b'$', b'+', run))
-        .map(|i| from + i);
-    for k in symbols {
-        let c = char::from(b[k]);
-        let prev = if k > from {
-            b[k - 1].is_ascii_alphanumeric()
-        } else {
-            src[..from]
-                .chars()
-                .next_back()
-                .is_some_and(char::is_alphanumeric)
-        };
-        let next = if k + 1 < to {
-            b[k + 1].is_ascii_alphanumeric()
-        } else {
-            src[to..].chars().next().is_some_and(char::is_alphanumeric)
-        };
-        out[base + k - from] = fold_char(c, prev, next) as u8;
+    // A symbol stays itself unless it sits between two alphanumerics
+    // ("a@b" is "aab", "@ b" stays).
+    for k in leet_symbols(&b[from..to]).map(|i| from + i) {
+        if !symbol_inside_word(src, k) {
+            out[base + k - from] = b[k];
+        }
     }
 }
 
@@ -1583,16 +1570,6 @@ const LEET_ASCII: [u8; 128] = {
 
 pub(crate) fn is_leet_symbol(c: char) -> bool {
     matches!(c, '!' | '|' | '@' | '$' | '+')
-}
-
-/// An ASCII character of the folded view: de-leeted, except a symbol that
-/// does not sit between two alphanumerics ("a@b" is "aab", "@ b" stays).
-fn fold_char(c: char, prev_alnum: bool, next_alnum: bool) -> char {
-    if is_leet_symbol(c) && !(prev_alnum && next_alnum) {
-        c
-    } else {
-        leet(c)
-    }
 }
 
 /// What [`mixed_script_words`] needs to know of a letter's script.

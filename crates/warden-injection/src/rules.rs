@@ -14,8 +14,8 @@ use aho_corasick::{dfa, Anchored, MatchKind};
 use serde::Deserialize;
 
 use crate::canon::{
-    canonicalize, fold_ascii_run, fold_term, is_cjk, is_leet_symbol, is_word, next_digit,
-    run_around, symbol_inside_word, Glue, Input, Map, View, GLUED_MIN_WORD, GLUE_EXTRA,
+    canonicalize, fold_ascii_run, fold_term, is_cjk, is_leet_symbol, is_word, leet_symbols,
+    next_digit, run_around, symbol_inside_word, Glue, Input, Map, View, GLUED_MIN_WORD, GLUE_EXTRA,
 };
 use crate::error::Error;
 use crate::Source;
@@ -224,7 +224,7 @@ fn glue_words(lex: &Lexicon) -> Result<Glue, Error> {
         let last = words.len() - 1;
         for (i, w) in words.iter().enumerate() {
             if w.len() >= GLUED_MIN_WORD && w.bytes().all(|c| c.is_ascii_alphabetic()) {
-                let stem = i == last && right_open && pattern.ends_with(w);
+                let stem = i == last && right_open;
                 *open.entry(w).or_default() |= stem;
             }
         }
@@ -545,8 +545,7 @@ impl RuleSet {
     pub(crate) fn leet_matters(&self, text: &str, capital_i: &[usize]) -> bool {
         let b = text.as_bytes();
         let in_word = |c: u8| c.is_ascii_alphanumeric() || is_leet_symbol(char::from(c));
-        let mut symbols: Vec<usize> = memchr::memchr3_iter(b'!', b'|', b'@', b)
-            .chain(memchr::memchr2_iter(b'$', b'+', b))
+        let mut symbols: Vec<usize> = leet_symbols(b)
             .filter(|&i| symbol_inside_word(text, i))
             .chain(capital_i.iter().copied())
             .collect();
