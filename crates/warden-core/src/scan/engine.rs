@@ -67,6 +67,12 @@ struct Scan<'a> {
     /// The part of `text` the regexes see: all of it, except while a
     /// `glued` rule runs on a value cut out of its word.
     cut: (usize, usize),
+    /// Bit per byte of `text`, 64 to a word: an ASCII letter that starts
+    /// a word. Classified once, read by the token pass and by every
+    /// context window.
+    word_starts: Vec<u64>,
+    /// The same for ASCII digits that start a digit run.
+    run_starts: Vec<u64>,
     out: Vec<Raw>,
 }
 
@@ -262,10 +268,13 @@ fn scan_view(inner: &Inner, text: &str, key: Option<String>) -> Vec<Raw> {
         last_end: vec![0; inner.rules.len()],
         caps: Vec::new(),
         cut: (0, text.len()),
+        word_starts: Vec::new(),
+        run_starts: Vec::new(),
         // Sized for prose with a finding every few hundred bytes, so that
         // most scans never regrow it.
         out: Vec::with_capacity(text.len() / 256),
     };
+    (s.word_starts, s.run_starts) = start_bitmaps(s.text);
     s.literals();
     s.tokens();
     s.glued_literals();
@@ -484,22 +493,42 @@ fn upper_after(text: &[u8], at: usize) -> usize {
     n
 }
 
-/// Call `f` with every position in `lo..hi` where an ASCII letter starts a
-/// word (no ASCII letter or digit before it).
-#[inline]
-fn for_word_starts(text: &[u8], lo: usize, hi: usize, mut f: impl FnMut(usize)) {
-    let mut prev_alnum = u64::from(lo > 0 && is_word(text[lo - 1]));
-    let mut base = lo;
-    while base < hi {
-        let (alpha, digit) = block_masks(&text[base..hi.min(base + 64)]);
+/// Bit per byte, 64 to a word: the ASCII letters that start a word (no
+/// ASCII letter or digit before them) and the ASCII digits that start a
+/// digit run.
+fn start_bitmaps(text: &[u8]) -> (Vec<u64>, Vec<u64>) {
+    let blocks = text.len().div_ceil(64);
+    let mut words = Vec::with_capacity(blocks);
+    let mut runs = Vec::with_capacity(blocks);
+    let (mut prev_alnum, mut prev_digit) = (0u64, 0u64);
+    for block in text.chunks(64) {
+        let (alpha, digit) = block_masks(block);
         let alnum = alpha | digit;
-        let mut starts = alpha & !((alnum << 1) | prev_alnum);
+        words.push(alpha & !((alnum << 1) | prev_alnum));
+        runs.push(digit & !((digit << 1) | prev_digit));
         prev_alnum = alnum >> 63;
-        while starts != 0 {
-            f(base + starts.trailing_zeros() as usize);
-            starts &= starts - 1;
+        prev_digit = digit >> 63;
+    }
+    (words, runs)
+}
+
+/// Call `f` with every set bit of `bits` (see [`start_bitmaps`]) in `lo..hi`.
+#[inline]
+fn for_bits_in(bits: &[u64], lo: usize, hi: usize, mut f: impl FnMut(usize)) {
+    let mut k = lo / 64;
+    while k * 64 < hi {
+        let mut w = bits[k];
+        if k == lo / 64 {
+            w &= u64::MAX << (lo % 64);
         }
-        base += 64;
+        if hi - k * 64 < 64 {
+            w &= (1u64 << (hi - k * 64)) - 1;
+        }
+        while w != 0 {
+            f(k * 64 + w.trailing_zeros() as usize);
+            w &= w - 1;
+        }
+        k += 1;
     }
 }
 
@@ -508,47 +537,37 @@ fn for_word_starts(text: &[u8], lo: usize, hi: usize, mut f: impl FnMut(usize)) 
 #[inline]
 fn block_masks(block: &[u8]) -> (u64, u64) {
     let mut buf = [0u8; 64];
-    let block = if block.len() == 64 {
-        block
-    } else {
-        buf[..block.len()].copy_from_slice(block);
-        &buf[..]
+    let block: &[u8; 64] = match block.try_into() {
+        Ok(full) => full,
+        Err(_) => {
+            buf[..block.len()].copy_from_slice(block);
+            &buf
+        }
     };
-    let mut alpha = 0u64;
-    let mut digit = 0u64;
-    for (c, chunk) in block.chunks_exact(8).enumerate() {
-        let (a, d) = classify8(chunk);
-        alpha |= u64::from(a) << (8 * c);
-        digit |= u64::from(d) << (8 * c);
+    // Written as a byte-wise compare into arrays so that the compiler
+    // vectorises it (a shift-or per byte does not), then packed eight
+    // high bits at a time.
+    let mut alpha = [0u8; 64];
+    let mut digit = [0u8; 64];
+    for i in 0..64 {
+        let b = block[i];
+        alpha[i] = u8::from((b | 0x20).wrapping_sub(b'a') < 26) << 7;
+        digit[i] = u8::from(b.wrapping_sub(b'0') < 10) << 7;
     }
-    (alpha, digit)
+    (pack_high_bits(&alpha), pack_high_bits(&digit))
 }
 
-/// Letter and digit bits of eight bytes, SWAR: with each byte's high bit
-/// cleared first, the additions never carry into the next byte.
+/// The high bit of each of 64 bytes, bit `i` from byte `i`.
 #[inline]
-fn classify8(chunk: &[u8]) -> (u8, u8) {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut b = [0u8; 8];
-    b.copy_from_slice(chunk);
-    let x = u64::from_le_bytes(b);
-    let ascii = !x & HI;
-    let y = (x | (0x20 * LO)) & !HI;
-    let alpha = y.wrapping_add((0x80 - u64::from(b'a')) * LO)
-        & !y.wrapping_add((0x80 - u64::from(b'z') - 1) * LO)
-        & ascii;
-    let d = x & !HI;
-    let digit = d.wrapping_add((0x80 - u64::from(b'0')) * LO)
-        & !d.wrapping_add((0x80 - u64::from(b'9') - 1) * LO)
-        & ascii;
-    (movemask(alpha), movemask(digit))
-}
-
-/// The high bit of each byte, gathered into one byte.
-#[inline]
-fn movemask(m: u64) -> u8 {
-    ((m & 0x8080_8080_8080_8080).wrapping_mul(0x0002_0408_1020_4081) >> 56) as u8
+fn pack_high_bits(m: &[u8; 64]) -> u64 {
+    let mut r = 0u64;
+    for (c, chunk) in m.chunks_exact(8).enumerate() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(b) & 0x8080_8080_8080_8080;
+        r |= (x.wrapping_mul(0x0002_0408_1020_4081) >> 56) << (8 * c);
+    }
+    r
 }
 
 fn is_word(b: u8) -> bool {
@@ -639,44 +658,32 @@ impl Scan<'_> {
     /// and ASCII words (looked up in the word dictionary: names, street
     /// suffixes, titles, context words of context-anchored rules).
     ///
-    /// The text is classified 64 bytes at a time into bit masks, so only
-    /// word starts and digit-run starts cost anything; most words are then
-    /// rejected by their first three letters without finding their end.
+    /// The text was classified 64 bytes at a time into bit masks (see
+    /// [`start_bitmaps`]), so only word starts and digit-run starts cost
+    /// anything; most words are then rejected by their first three letters
+    /// without finding their end.
     fn tokens(&mut self) {
-        let text = self.text;
-        let n = text.len();
         let digits_wanted = !self.inner.digit_rules.is_empty();
         // First byte not yet consumed by a digit run.
         let mut resume = 0;
-        let mut prev_alnum = 0u64;
-        let mut prev_digit = 0u64;
-        let mut base = 0;
-        while base < n {
-            let (alpha, digit) = block_masks(&text[base..n.min(base + 64)]);
-            let alnum = alpha | digit;
-            let word_starts = alpha & !((alnum << 1) | prev_alnum);
-            let run_starts = if digits_wanted {
-                digit & !((digit << 1) | prev_digit)
-            } else {
-                0
-            };
-            prev_alnum = alnum >> 63;
-            prev_digit = digit >> 63;
-            let mut events = word_starts | run_starts;
+        for k in 0..self.word_starts.len() {
+            let words = self.word_starts[k];
+            let runs = if digits_wanted { self.run_starts[k] } else { 0 };
+            let base = k * 64;
+            let mut events = words | runs;
             while events != 0 {
-                let k = events.trailing_zeros() as usize;
+                let i = events.trailing_zeros() as usize;
                 events &= events - 1;
-                let p = base + k;
+                let p = base + i;
                 if p < resume {
                     continue;
                 }
-                if word_starts >> k & 1 == 1 {
+                if words >> i & 1 == 1 {
                     self.word_start(p);
                 } else {
                     resume = self.digit_run(p);
                 }
             }
-            base += 64;
         }
     }
 
@@ -1070,7 +1077,7 @@ impl Scan<'_> {
                     && (me == text.len() || !is_word(text[me]))
                     && !(ms < e && me > s)
             };
-            for_word_starts(text, lo, hi, |ms| {
+            for_bits_in(&self.word_starts, lo, hi, |ms| {
                 if !ctx.dict.hint(text, ms).word {
                     return;
                 }
@@ -1124,7 +1131,9 @@ impl Scan<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{alpha_run_end, block_masks, resolve_overlaps, ALPHA, CLASS};
+    use super::{
+        alpha_run_end, block_masks, for_bits_in, resolve_overlaps, start_bitmaps, ALPHA, CLASS,
+    };
     use crate::finding::Finding;
 
     type Candidate = (&'static str, usize, usize, f32);
@@ -1194,6 +1203,30 @@ mod tests {
             }
             if block.len() < 64 {
                 assert_eq!((alpha | digit) >> block.len(), 0, "padding at {start}");
+            }
+        }
+    }
+
+    #[test]
+    fn start_bitmaps_match_a_byte_loop_in_every_window() {
+        let mut text: Vec<u8> = (0..=255u8).collect();
+        text.extend(b"ab1 22x 3y Zz9 /:@[`{ \xc3\xa9q 7".repeat(9));
+        let (words, runs) = start_bitmaps(&text);
+        let alnum = |i: usize| i > 0 && text[i - 1].is_ascii_alphanumeric();
+        let digit = |i: usize| i > 0 && text[i - 1].is_ascii_digit();
+        let word_start = |i: usize| text[i].is_ascii_alphabetic() && !alnum(i);
+        let run_start = |i: usize| text[i].is_ascii_digit() && !digit(i);
+        for lo in (0..text.len()).step_by(7) {
+            for hi in [lo, lo + 1, lo + 63, lo + 64, lo + 65, lo + 200, text.len()] {
+                let hi = hi.min(text.len());
+                let mut got = Vec::new();
+                for_bits_in(&words, lo, hi, |i| got.push(i));
+                let want: Vec<usize> = (lo..hi).filter(|&i| word_start(i)).collect();
+                assert_eq!(got, want, "word starts in {lo}..{hi}");
+                got.clear();
+                for_bits_in(&runs, lo, hi, |i| got.push(i));
+                let want: Vec<usize> = (lo..hi).filter(|&i| run_start(i)).collect();
+                assert_eq!(got, want, "run starts in {lo}..{hi}");
             }
         }
     }
