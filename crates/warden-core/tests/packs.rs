@@ -72,3 +72,90 @@ negative = []
     let err = Pack::parse(pack, "bad.toml").expect_err("glued with context is rejected");
     assert!(err.to_string().contains("glued"), "{err}");
 }
+
+/// One digit-anchored rule with the given `digits` gate, as a pack.
+fn digit_pack(regex: &str, digits: &str) -> String {
+    format!(
+        r#"
+[pack]
+name = "gates"
+description = "digit gates"
+
+[[rule]]
+id = "gates.x"
+entity = "X"
+description = "x"
+regex = '''{regex}'''
+prefilter = {{ digits = {{ {digits} }}, before = 3, after = 8 }}
+score = 0.9
+positive = []
+negative = []
+"#
+    )
+}
+
+/// The `separators` and `letters_touch` gates skip the runs they name, even
+/// where the regex would match (so a gate that did nothing would fail here).
+#[test]
+fn separator_and_touch_gates_skip_what_they_name() {
+    // (regex, gate, text, found)
+    let cases = [
+        (
+            r"[0-9]{2}[:-][0-9]{2}",
+            r#"min = 4, separators = "-""#,
+            "at 12-34 ok",
+            true,
+        ),
+        (
+            r"[0-9]{2}[:-][0-9]{2}",
+            r#"min = 4, separators = "-""#,
+            "at 12:34 ok",
+            false,
+        ),
+        (
+            r"[0-9]{2}[:-][0-9]{2}",
+            r#"min = 4, separators = """#,
+            "at 12-34 ok",
+            false,
+        ),
+        (r"[0-9]{2}[:-][0-9]{2}", "min = 4", "at 12:34 ok", true),
+        (
+            r"[A-Z]{2} ?[0-9]{2}",
+            "min = 2, letters_before = 2",
+            "id AB 12 ok",
+            true,
+        ),
+        (
+            r"[A-Z]{2} ?[0-9]{2}",
+            "min = 2, letters_before = 2, letters_touch = true",
+            "id AB 12 ok",
+            false,
+        ),
+        (
+            r"[A-Z]{2} ?[0-9]{2}",
+            "min = 2, letters_before = 2, letters_touch = true",
+            "id AB12 ok",
+            true,
+        ),
+    ];
+    for (regex, gate, text, found) in cases {
+        let pack = Pack::parse(&digit_pack(regex, gate), "gates.toml").unwrap();
+        let scanner = Scanner::builder().pack(pack).build().unwrap();
+        assert_eq!(!scanner.scan(text).is_empty(), found, "{gate} on {text:?}");
+    }
+}
+
+#[test]
+fn malformed_digit_gates_are_rejected_at_load() {
+    let cases = [
+        (r#"min = 4, max = 2"#, "max 2 is below min 4"),
+        (r#"min = 4, separators = "x""#, "separators: 'x'"),
+        (r#"min = 4, letters_touch = true"#, "letters_touch needs"),
+        (r#"min = 4, letters_after = 3"#, "letters_after at most 2"),
+    ];
+    for (gate, want) in cases {
+        let pack = Pack::parse(&digit_pack("[0-9]{4}", gate), "gates.toml").unwrap();
+        let err = Scanner::builder().pack(pack).build().expect_err(gate);
+        assert!(err.to_string().contains(want), "{gate}: {err}");
+    }
+}

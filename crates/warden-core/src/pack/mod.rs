@@ -288,6 +288,8 @@ impl Pack {
                         letters_after: d.letters_after,
                         requires_min: d.requires_min.max(1),
                         min_word: d.min_word,
+                        separators: d.separators,
+                        letters_touch: d.letters_touch,
                     }),
                     context: r.prefilter.context,
                     glued: r.prefilter.glued,
@@ -461,6 +463,12 @@ pub struct DigitRun {
     /// before it) of at least this many ASCII letters and digits, e.g. 26
     /// for a base58 Bitcoin address.
     pub min_word: usize,
+    /// If set, the only separators the run may hold: `""` for digits
+    /// written together (a Spanish DNI), `" "` for digits grouped by spaces.
+    pub separators: Option<String>,
+    /// The `letters_before`/`letters_after` letters touch the run, with no
+    /// space or dash between (the country code of an IBAN).
+    pub letters_touch: bool,
 }
 
 /// Context words of a rule.
@@ -614,6 +622,10 @@ mod raw {
         pub requires_min: usize,
         #[serde(default)]
         pub min_word: usize,
+        #[serde(default)]
+        pub separators: Option<String>,
+        #[serde(default)]
+        pub letters_touch: bool,
     }
 
     fn one() -> usize {

@@ -12,7 +12,7 @@ use crate::normalize::{normalize, Normalized};
 
 /// Bytes that may separate digits inside one digit run, numbered from 1
 /// (0: not a separator), so a run can count each kind as it goes.
-const RUN_SEP: [u8; 256] = {
+pub(super) const RUN_SEP: [u8; 256] = {
     let mut t = [0u8; 256];
     let seps = b" -./()+:";
     let mut i = 0;
@@ -332,6 +332,9 @@ pub(super) struct DigitGate {
     letters_before: usize,
     letters_after: usize,
     min_word: usize,
+    /// Bit per separator kind the run may hold (all by default).
+    separators: u16,
+    letters_touch: bool,
     /// The rule is `glued` (see [`Scan::try_glued_run`]).
     glued: bool,
 }
@@ -350,6 +353,12 @@ impl DigitGate {
                     d.requires_min,
                     d.min_word,
                 )
+            });
+        let separators = spec
+            .and_then(|d| d.separators.as_deref())
+            .map_or(u16::MAX, |seps| {
+                seps.bytes()
+                    .fold(0u16, |m, b| m | 1 << RUN_SEP[usize::from(b)])
             });
         let digit_bits = |chars: &str| {
             chars
@@ -383,6 +392,8 @@ impl DigitGate {
             letters_before: letters.0,
             letters_after: letters.1,
             min_word,
+            separators,
+            letters_touch: spec.is_some_and(|d| d.letters_touch),
             glued: prefilter.glued,
         }
     }
@@ -390,8 +401,8 @@ impl DigitGate {
     /// Could the rule match around the digit run `start..end` with
     /// `digits` digits and, per separator kind, `seps` separators inside?
     #[inline]
-    fn admits(&self, text: &[u8], start: usize, end: usize, seps: &[u32; 9]) -> bool {
-        if self.starts & 1 << (text[start] - b'0') == 0 {
+    fn admits(&self, text: &[u8], start: usize, end: usize, seps: &[u32; 9], kinds: u16) -> bool {
+        if self.starts & 1 << (text[start] - b'0') == 0 || kinds & !self.separators != 0 {
             return false;
         }
         if self.requires_min > 0 && !self.requires_met(text, start, end, seps) {
@@ -410,8 +421,9 @@ impl DigitGate {
         }
         // Most runs follow or precede a space and a lower-case word: one
         // test each before the counting.
-        (self.letters_before == 0 || upper_touches(text, start.checked_sub(1), -1))
-            && (self.letters_after == 0 || upper_touches(text, Some(end), 1))
+        let touch = self.letters_touch;
+        (self.letters_before == 0 || upper_touches(text, start.checked_sub(1), -1, touch))
+            && (self.letters_after == 0 || upper_touches(text, Some(end), 1, touch))
             && self.letters_ok(text, start, end)
     }
 
@@ -419,8 +431,9 @@ impl DigitGate {
     /// this stays out of line).
     #[inline(never)]
     fn letters_ok(&self, text: &[u8], start: usize, end: usize) -> bool {
-        (self.letters_before == 0 || upper_before(text, start) >= self.letters_before)
-            && (self.letters_after == 0 || upper_after(text, end) >= self.letters_after)
+        let touch = self.letters_touch;
+        (self.letters_before == 0 || upper_before(text, start, touch) >= self.letters_before)
+            && (self.letters_after == 0 || upper_after(text, end, touch) >= self.letters_after)
     }
 
     /// Enough of the required characters in the run? Bytes just around the
@@ -449,25 +462,25 @@ impl DigitGate {
     }
 }
 
-/// Is the byte at `at` an ASCII upper-case letter, or a space or dash with
-/// one next to it (one step further in direction `step`)?
+/// Is the byte at `at` an ASCII upper-case letter, or (unless `touch`) a
+/// space or dash with one next to it (one step further in direction `step`)?
 #[inline]
-fn upper_touches(text: &[u8], at: Option<usize>, step: isize) -> bool {
+fn upper_touches(text: &[u8], at: Option<usize>, step: isize, touch: bool) -> bool {
     let byte = |i: Option<usize>| i.and_then(|i| text.get(i)).copied();
     match byte(at) {
         Some(b) if b.is_ascii_uppercase() => true,
-        Some(b' ' | b'-') => byte(at.and_then(|i| i.checked_add_signed(step)))
+        Some(b' ' | b'-') if !touch => byte(at.and_then(|i| i.checked_add_signed(step)))
             .is_some_and(|b| b.is_ascii_uppercase()),
         _ => false,
     }
 }
 
 /// How many ASCII upper-case letters (up to 8) end at `at`, directly or
-/// before one space or dash ("AB 12 34 56 C", "X-1234567-L").
+/// (unless `touch`) before one space or dash ("AB 12 34 56 C", "X-1234567-L").
 #[inline]
-fn upper_before(text: &[u8], at: usize) -> usize {
+fn upper_before(text: &[u8], at: usize, touch: bool) -> usize {
     let mut i = at;
-    if i > 0 && matches!(text[i - 1], b' ' | b'-') {
+    if !touch && i > 0 && matches!(text[i - 1], b' ' | b'-') {
         i -= 1;
     }
     let mut n = 0;
@@ -479,11 +492,11 @@ fn upper_before(text: &[u8], at: usize) -> usize {
 }
 
 /// How many ASCII upper-case letters (up to 2) start at `at`, directly or
-/// after one space or dash ("12345678Z", "87654321-X").
+/// (unless `touch`) after one space or dash ("12345678Z", "87654321-X").
 #[inline]
-fn upper_after(text: &[u8], at: usize) -> usize {
+fn upper_after(text: &[u8], at: usize, touch: bool) -> usize {
     let mut i = at;
-    if matches!(text.get(i), Some(b' ' | b'-')) {
+    if !touch && matches!(text.get(i), Some(b' ' | b'-')) {
         i += 1;
     }
     let mut n = 0;
@@ -721,6 +734,8 @@ impl Scan<'_> {
         let mut digits = 0;
         // Separators taken into the run, by kind (index 0 stays 0).
         let mut seps = [0u32; 9];
+        // Bit per separator kind taken.
+        let mut kinds = 0u16;
         let is_digit = |k: usize| k < n && text[k].is_ascii_digit();
         let end = loop {
             let from = j;
@@ -735,6 +750,7 @@ impl Scan<'_> {
             }
             if is_digit(j + 1) {
                 seps[s1 as usize] += 1;
+                kinds |= 1 << s1;
                 j += 1;
                 continue;
             }
@@ -742,6 +758,7 @@ impl Scan<'_> {
             if s2 != 0 && is_digit(j + 2) {
                 seps[s1 as usize] += 1;
                 seps[s2 as usize] += 1;
+                kinds |= 1 << s1 | 1 << s2;
                 j += 2;
                 continue;
             }
@@ -751,7 +768,7 @@ impl Scan<'_> {
             if gate.min_digits > digits {
                 break;
             }
-            if digits <= gate.max_digits && gate.admits(text, start, end, &seps) {
+            if digits <= gate.max_digits && gate.admits(text, start, end, &seps, kinds) {
                 if gate.glued {
                     self.try_glued_run(gate.rule, start, end, gate.letters_before);
                 } else {
@@ -814,7 +831,7 @@ impl Scan<'_> {
         let glued_after = end < text.len() && text[end].is_ascii_alphabetic();
         // With a letter right before the run, `upper_before` counts from it.
         let lo = if glued_before {
-            start - upper_before(text, start).min(back)
+            start - upper_before(text, start, false).min(back)
         } else {
             start
         };

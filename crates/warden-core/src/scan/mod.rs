@@ -591,6 +591,15 @@ fn compile_rule(p: &Pack, spec: &RuleSpec) -> Result<Rule, Error> {
             Some(format!("max {} is below min {}", d.max, d.min))
         } else if d.letters_before > 8 || d.letters_after > 2 {
             Some("letters_before is at most 8 and letters_after at most 2".to_string())
+        } else if let Some(c) = d.separators.as_deref().and_then(|s| {
+            s.chars()
+                .find(|&c| !c.is_ascii() || engine::RUN_SEP[c as usize] == 0)
+        }) {
+            Some(format!(
+                "separators: {c:?} never joins a digit run (they are \" -./()+:\")"
+            ))
+        } else if d.letters_touch && d.letters_before + d.letters_after == 0 {
+            Some("letters_touch needs letters_before or letters_after".to_string())
         } else {
             None
         };
