@@ -159,3 +159,60 @@ fn malformed_digit_gates_are_rejected_at_load() {
         assert!(err.to_string().contains(want), "{gate}: {err}");
     }
 }
+
+/// One literal-anchored rule with the given extra prefilter keys.
+fn literal_pack(regex: &str, extra: &str) -> String {
+    format!(
+        r#"
+[pack]
+name = "next"
+description = "next gate"
+
+[[rule]]
+id = "next.x"
+entity = "X"
+description = "x"
+regex = '''{regex}'''
+prefilter = {{ literals = ["cue"], before = 0, after = 20{extra} }}
+score = 0.9
+positive = []
+negative = []
+"#
+    )
+}
+
+/// `next` skips a literal anchor unless the byte after it (past spaces and
+/// tabs) is in the class, even where the regex would match.
+#[test]
+fn next_gate_skips_anchors_followed_by_other_bytes() {
+    let cases = [
+        ("", "cue says", true),
+        (", next = '[A-Z:]'", "cue says", false),
+        (", next = '[A-Z:]'", "cue \t Says", true),
+        (", next = '[A-Z:]'", "cue: says", true),
+        (", next = '[A-Z:]'", "cue", false),
+    ];
+    for (extra, text, found) in cases {
+        let pack = Pack::parse(&literal_pack(r"cue[ \t:]*\w*", extra), "next.toml").unwrap();
+        let scanner = Scanner::builder().pack(pack).build().unwrap();
+        assert_eq!(!scanner.scan(text).is_empty(), found, "{extra} on {text:?}");
+    }
+}
+
+#[test]
+fn malformed_next_gates_are_rejected_at_load() {
+    let cases = [
+        (", next = '[A-Z'", "prefilter next"),
+        (r", next = '[^\x00-\xFF]'", "matches no single byte"),
+    ];
+    let on_digits = digit_pack("[0-9]{4}", "min = 4").replace("before", "next = '[A-Z]', before");
+    let sources = cases
+        .iter()
+        .map(|&(extra, want)| (literal_pack("cue", extra), want))
+        .chain([(on_digits, "needs literals")]);
+    for (src, want) in sources {
+        let built = Pack::parse(&src, "next.toml").and_then(|p| Scanner::builder().pack(p).build());
+        let err = built.expect_err(&src);
+        assert!(err.to_string().contains(want), "{src}: {err}");
+    }
+}

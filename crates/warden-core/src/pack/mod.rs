@@ -293,6 +293,7 @@ impl Pack {
                     }),
                     context: r.prefilter.context,
                     glued: r.prefilter.glued,
+                    next: r.prefilter.next,
                     before: r.prefilter.before,
                     after: r.prefilter.after,
                 },
@@ -428,6 +429,11 @@ pub struct Prefilter {
     /// holds. For values whose checksum or distinctive prefix keeps
     /// look-alikes out.
     pub glued: bool,
+    /// A byte class (`'[A-Z:,\n]'`) that must come right after a literal
+    /// anchor and any spaces or tabs: the person cues ("customer", "thanks")
+    /// are mostly followed by a lower-case word, which this rules out
+    /// before the regex runs.
+    pub next: Option<String>,
     /// Bytes before the anchor the regex may start in.
     pub before: usize,
     /// Bytes after the anchor the regex may end in.
@@ -598,6 +604,8 @@ mod raw {
         pub context: bool,
         #[serde(default)]
         pub glued: bool,
+        #[serde(default)]
+        pub next: Option<String>,
         #[serde(default = "default_before")]
         pub before: usize,
         #[serde(default = "default_after")]

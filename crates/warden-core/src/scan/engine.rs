@@ -908,6 +908,13 @@ impl Scan<'_> {
         if a_start < self.last_end[r] {
             return;
         }
+        if let Some(next) = rule.next {
+            let after = &self.text[a_end.min(self.cut.1)..self.cut.1];
+            let at = after.iter().position(|&b| b != b' ' && b != b'\t');
+            if !at.is_some_and(|i| next.contains(after[i])) {
+                return;
+            }
+        }
         let ws = a_start.saturating_sub(rule.before).max(self.cut.0);
         let we = (a_end + rule.after).min(self.cut.1);
         match rule.anchor {

@@ -105,6 +105,8 @@ struct Rule {
     exclude: AllowList,
     /// `prefilter.glued`: see [`crate::pack::Prefilter::glued`].
     glued: bool,
+    /// `prefilter.next`: see [`crate::pack::Prefilter::next`].
+    next: Option<ByteSet>,
 }
 
 /// A rule's regex as fully built DFAs, for the way the rule is searched.
@@ -614,6 +616,16 @@ fn compile_rule(p: &Pack, spec: &RuleSpec) -> Result<Rule, Error> {
     } else {
         Anchor::Literal
     };
+    let next = match &pf.next {
+        Some(_) if anchor != Anchor::Literal => {
+            return Err(at(
+                ErrorKind::Pack,
+                "prefilter next needs literals (it follows a literal anchor)".into(),
+            ))
+        }
+        Some(class) => Some(byte_class(class).map_err(|e| at(ErrorKind::Pack, e))?),
+        None => None,
+    };
     let ctx = if spec.context.words.is_empty() && spec.context.negative.is_empty() {
         None
     } else {
@@ -698,5 +710,22 @@ fn compile_rule(p: &Pack, spec: &RuleSpec) -> Result<Rule, Error> {
         required: spec.context.required,
         exclude,
         glued: pf.glued,
+        next,
     })
+}
+
+/// The bytes a one-byte regex class such as `[A-Z:,\n]` matches.
+fn byte_class(class: &str) -> Result<ByteSet, String> {
+    let re = compile_regex(&format!("^(?:{class})$"), false)
+        .map_err(|e| format!("prefilter next {class:?}: {e}"))?;
+    let mut set = ByteSet::default();
+    for b in 0..=255u8 {
+        if re.is_match([b].as_slice()) {
+            set.bits[usize::from(b >> 6)] |= 1 << (b & 63);
+        }
+    }
+    if set.bits == [0; 4] {
+        return Err(format!("prefilter next {class:?} matches no single byte"));
+    }
+    Ok(set)
 }
