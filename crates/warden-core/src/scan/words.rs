@@ -18,9 +18,29 @@ impl Hasher for WordHasher {
             self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
         }
     }
+    fn write_u64(&mut self, n: u64) {
+        // Only `word_key`s are hashed as u64 keys, and they are mixed already.
+        self.0 = n;
+    }
     fn finish(&self) -> u64 {
         self.0
     }
+}
+
+/// Case-folded fingerprint of an ASCII-letter word, eight bytes at a time
+/// (setting bit 5 lower-cases a letter). Two words may share one: the
+/// callers compare the phrase itself before using an entry.
+#[inline]
+fn word_key(word: &[u8]) -> u64 {
+    let mut h = (word.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for chunk in word.chunks(8) {
+        let mut b = [0u8; 8];
+        b[..chunk.len()].copy_from_slice(chunk);
+        h = (h ^ (u64::from_le_bytes(b) | 0x2020_2020_2020_2020))
+            .wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 31;
+    }
+    h
 }
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
@@ -59,8 +79,8 @@ pub(crate) struct WordEntry {
 
 #[derive(Debug)]
 pub(crate) struct WordDict {
-    /// Lower-cased first word → phrases.
-    map: FastMap<Box<[u8]>, Vec<WordEntry>>,
+    /// [`word_key`] of the first word → phrases.
+    map: FastMap<u64, Vec<WordEntry>>,
     /// Word-start literals by their first two bytes.
     prefixes: FastMap<[u8; 2], Vec<PrefixEntry>>,
     /// Bit per first two bytes of a word-start literal (65536 bits).
@@ -176,7 +196,7 @@ impl WordDict {
         } else {
             set_bit(&mut self.first3, slot3(a, b, l(2)));
         }
-        self.map.entry(key).or_default().push(WordEntry {
+        self.map.entry(word_key(&key)).or_default().push(WordEntry {
             phrase: bytes.into(),
             ci,
             word,
@@ -257,15 +277,9 @@ impl WordDict {
         }
     }
 
-    /// The phrases whose first word is `word` (ASCII-case-insensitively).
+    /// The phrases whose first word may be `word` (ASCII letters, compared
+    /// case-insensitively): compare each phrase before use.
     pub(crate) fn get(&self, word: &[u8]) -> &[WordEntry] {
-        let mut buf = [0u8; 64];
-        if word.len() > buf.len() {
-            return &[];
-        }
-        for (d, s) in buf.iter_mut().zip(word) {
-            *d = s.to_ascii_lowercase();
-        }
-        self.map.get(&buf[..word.len()]).map_or(&[], Vec::as_slice)
+        self.map.get(&word_key(word)).map_or(&[], Vec::as_slice)
     }
 }
