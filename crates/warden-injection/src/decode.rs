@@ -499,6 +499,16 @@ fn rot13_candidate(text: &str) -> Option<(String, usize, usize)> {
             if words < 200 {
                 words += 1;
                 hits += is_plain_stopword_at(b, s, i) as usize;
+                // With more than 16 stopwords among at most 200 words the
+                // segment cannot read as non-English: skip to its end.
+                if hits > 16 {
+                    while b
+                        .get(i)
+                        .is_some_and(|&c| ROT13_CLASS[c as usize] != SEGMENT_END)
+                    {
+                        i += 1;
+                    }
+                }
             }
         } else {
             i += 1;
