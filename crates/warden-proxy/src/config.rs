@@ -38,6 +38,22 @@ pub struct Config {
     pub store: StoreConfig,
     /// Pattern packs directory (in addition to the built-in packs).
     pub packs: Option<PathBuf>,
+    /// Cache of guard results for resent conversation turns.
+    pub cache: CacheConfig,
+}
+
+/// The guard-result cache (see [`crate::cache`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Results kept (scan and injection each); 0 turns the cache off.
+    pub entries: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { entries: 4096 }
+    }
 }
 
 impl Default for Config {
@@ -54,6 +70,7 @@ impl Default for Config {
             tls: None,
             store: StoreConfig::default(),
             packs: None,
+            cache: CacheConfig::default(),
         }
     }
 }

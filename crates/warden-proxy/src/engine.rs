@@ -16,6 +16,7 @@ use warden_injection::{Detector, DetectorConfig, Thresholds};
 use warden_policy::{Decision, Policy, PolicyOptions, ToolCall};
 
 use crate::auth::Principal;
+use crate::cache::ResultCache;
 use crate::config::Config;
 use crate::error::ConfigError;
 
@@ -123,6 +124,10 @@ pub struct Engines {
     redactor: Redactor,
     detector: Option<Detector>,
     policy: Policy,
+    /// Request texts' scan results, by JSON key and text (see [`ResultCache`]).
+    scans: ResultCache<Arc<Vec<Detection>>>,
+    /// Request texts' injection results, by source and text.
+    injections: ResultCache<Injection>,
 }
 
 fn inj_source(s: Source) -> warden_injection::Source {
@@ -210,12 +215,38 @@ impl Engines {
             redactor,
             detector,
             policy,
+            scans: ResultCache::new(cfg.cache.entries),
+            injections: ResultCache::new(cfg.cache.entries),
         })
     }
 
     /// Scan one text; `key` is the JSON key it sits under, if any (context).
     pub fn scan(&self, text: &str, key: Option<&str>) -> Vec<Detection> {
         self.scanner.scan_with_key(text, key)
+    }
+
+    /// [`Engines::scan`] for a request text, through the result cache: the
+    /// earlier turns a chat client resends are not scanned again.
+    pub fn scan_request_text(&self, text: &str, key: Option<&str>) -> Vec<Detection> {
+        // The key is part of the result (context), so part of the entry's
+        // identity; a text without a key is told apart by the leading byte.
+        let scope = key.map_or_else(|| "\u{0}".to_string(), |k| format!("k{k}"));
+        let found = self
+            .scans
+            .get_or_compute(&scope, text, || Arc::new(self.scan(text, key)));
+        Arc::unwrap_or_clone(found)
+    }
+
+    /// [`Engines::injection`] for a request text, through the result cache.
+    pub fn injection_request_text(&self, text: &str, source: Source) -> Injection {
+        self.injections
+            .get_or_compute(source.as_str(), text, || self.injection(text, source))
+    }
+
+    /// Result-cache hits and misses so far, scans and injection checks together.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        let (a, b) = (self.scans.stats(), self.injections.stats());
+        (a.0 + b.0, a.1 + b.1)
     }
 
     /// Replace `detections` in `text` by placeholders recorded in `vault`.

@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod convo;
 pub mod engine;

@@ -235,7 +235,7 @@ fn guard_text(
         return None;
     }
     if engines.injection_enabled() {
-        let r = engines.injection(text, source);
+        let r = engines.injection_request_text(text, source);
         let e = ins
             .injection
             .entry(source.as_str())
@@ -266,7 +266,7 @@ fn guard_text(
             }
         }
     }
-    let found = engines.scan(text, key);
+    let found = engines.scan_request_text(text, key);
     if found.is_empty() {
         return None;
     }

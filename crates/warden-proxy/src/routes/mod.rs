@@ -860,7 +860,17 @@ pub(crate) async fn metrics(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
-        state.metrics.render(),
+        {
+            let (hits, misses) = state.engines.cache_stats();
+            let mut text = state.metrics.render();
+            text.push_str(&format!(
+                "# HELP warden_guard_cache_total Guard results served from the cache (hit) or computed (miss).\n\
+                 # TYPE warden_guard_cache_total counter\n\
+                 warden_guard_cache_total{{result=\"hit\"}} {hits}\n\
+                 warden_guard_cache_total{{result=\"miss\"}} {misses}\n"
+            ));
+            text
+        },
     )
         .into_response()
 }
