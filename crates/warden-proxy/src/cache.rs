@@ -60,9 +60,16 @@ impl<V: Clone> ResultCache<V> {
     }
 
     /// The cached result for `text` under `scope` (what else the result
-    /// depends on: the JSON key, the source), or `compute`'s, which is then
-    /// kept.
-    pub fn get_or_compute(&self, scope: &str, text: &str, compute: impl FnOnce() -> V) -> V {
+    /// depends on: the principal, the JSON key, the source), or `compute`'s,
+    /// which is then kept if `keep` says so (results too large to hold are
+    /// not).
+    pub fn get_or_compute(
+        &self,
+        scope: &str,
+        text: &str,
+        compute: impl FnOnce() -> V,
+        keep: impl FnOnce(&V) -> bool,
+    ) -> V {
         if self.half == 0 || text.len() < MIN_CACHED_BYTES {
             return compute();
         }
@@ -73,7 +80,9 @@ impl<V: Clone> ResultCache<V> {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let v = compute();
-        self.insert(key, v.clone());
+        if keep(&v) {
+            self.insert(key, v.clone());
+        }
         v
     }
 
@@ -139,6 +148,10 @@ impl<V: Clone> ResultCache<V> {
 mod tests {
     use super::*;
 
+    fn all<V>(_: &V) -> bool {
+        true
+    }
+
     fn text(i: usize) -> String {
         format!("{i:0>80}")
     }
@@ -146,21 +159,24 @@ mod tests {
     #[test]
     fn a_second_lookup_is_a_hit_and_computes_nothing() {
         let c = ResultCache::new(8);
-        assert_eq!(c.get_or_compute("user", &text(1), || 1), 1);
-        assert_eq!(c.get_or_compute("user", &text(1), || panic!("cached")), 1);
+        assert_eq!(c.get_or_compute("user", &text(1), || 1, all), 1);
+        assert_eq!(
+            c.get_or_compute("user", &text(1), || panic!("cached"), all),
+            1
+        );
         assert_eq!(c.stats(), (1, 1));
     }
 
     #[test]
     fn scope_and_text_both_key_the_entry() {
         let c = ResultCache::new(8);
-        c.get_or_compute("user", &text(1), || 1);
-        assert_eq!(c.get_or_compute("tool", &text(1), || 2), 2);
-        assert_eq!(c.get_or_compute("user", &text(2), || 3), 3);
+        c.get_or_compute("user", &text(1), || 1, all);
+        assert_eq!(c.get_or_compute("tool", &text(1), || 2, all), 2);
+        assert_eq!(c.get_or_compute("user", &text(2), || 3, all), 3);
         // The length prefix keeps ("ab", "c…") apart from ("a", "bc…").
         let long = "c".repeat(80);
-        c.get_or_compute("ab", &long, || 4);
-        assert_eq!(c.get_or_compute("a", &format!("b{long}"), || 5), 5);
+        c.get_or_compute("ab", &long, || 4, all);
+        assert_eq!(c.get_or_compute("a", &format!("b{long}"), || 5, all), 5);
         assert_eq!(c.stats(), (0, 5));
     }
 
@@ -168,25 +184,35 @@ mod tests {
     fn memory_is_bounded_and_resent_entries_survive() {
         let c = ResultCache::new(8);
         for i in 0..100 {
-            c.get_or_compute("", &text(i), || i);
+            c.get_or_compute("", &text(i), || i, all);
             // The "system prompt", resent with every request.
-            assert_eq!(c.get_or_compute("", &text(1000), || 1000), 1000);
+            assert_eq!(c.get_or_compute("", &text(1000), || 1000, all), 1000);
             assert!(c.len() <= 8, "{} entries", c.len());
         }
         let (hits, misses) = c.stats();
         assert_eq!((hits, misses), (99, 101));
         // Old entries are gone: computed again.
-        assert_eq!(c.get_or_compute("", &text(0), || 7), 7);
+        assert_eq!(c.get_or_compute("", &text(0), || 7, all), 7);
+    }
+
+    #[test]
+    fn results_keep_refuses_are_not_held() {
+        let c = ResultCache::new(8);
+        let big = |v: &usize| *v < 10;
+        assert_eq!(c.get_or_compute("", &text(1), || 99, big), 99);
+        assert_eq!(c.get_or_compute("", &text(1), || 98, big), 98);
+        assert!(c.is_empty());
+        assert_eq!(c.stats(), (0, 2));
     }
 
     #[test]
     fn short_texts_and_a_zero_capacity_are_not_cached() {
         let c = ResultCache::new(8);
-        c.get_or_compute("", "short", || 1);
-        assert_eq!(c.get_or_compute("", "short", || 2), 2);
+        c.get_or_compute("", "short", || 1, all);
+        assert_eq!(c.get_or_compute("", "short", || 2, all), 2);
         let off = ResultCache::new(0);
-        off.get_or_compute("", &text(1), || 1);
-        assert_eq!(off.get_or_compute("", &text(1), || 2), 2);
+        off.get_or_compute("", &text(1), || 1, all);
+        assert_eq!(off.get_or_compute("", &text(1), || 2, all), 2);
         assert!(c.is_empty() && off.is_empty());
         assert_eq!(off.stats(), (0, 0));
     }

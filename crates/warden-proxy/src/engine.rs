@@ -20,6 +20,10 @@ use crate::cache::ResultCache;
 use crate::config::Config;
 use crate::error::ConfigError;
 
+/// Scan results with more findings than this are not cached, so the cache's
+/// memory stays bounded by its entry count (a finding is about 100 bytes).
+const MAX_CACHED_FINDINGS: usize = 64;
+
 /// One detected entity: type, rule and byte span in the scanned text. Never the value.
 pub type Detection = Finding;
 
@@ -227,20 +231,37 @@ impl Engines {
 
     /// [`Engines::scan`] for a request text, through the result cache: the
     /// earlier turns a chat client resends are not scanned again.
-    pub fn scan_request_text(&self, text: &str, key: Option<&str>) -> Vec<Detection> {
+    ///
+    /// Entries are per `principal`: a hit is faster than a miss, and nobody
+    /// may learn by timing what another principal sent.
+    pub fn scan_request_text(
+        &self,
+        principal: &str,
+        text: &str,
+        key: Option<&str>,
+    ) -> Vec<Detection> {
         // The key is part of the result (context), so part of the entry's
-        // identity; a text without a key is told apart by the leading byte.
-        let scope = key.map_or_else(|| "\u{0}".to_string(), |k| format!("k{k}"));
-        let found = self
-            .scans
-            .get_or_compute(&scope, text, || Arc::new(self.scan(text, key)));
+        // identity; a text without a key is told apart by the byte after
+        // the principal.
+        let scope = match key {
+            Some(k) => format!("{principal}\u{0}k{k}"),
+            None => format!("{principal}\u{0}-"),
+        };
+        let found = self.scans.get_or_compute(
+            &scope,
+            text,
+            || Arc::new(self.scan(text, key)),
+            |f| f.len() <= MAX_CACHED_FINDINGS,
+        );
         Arc::unwrap_or_clone(found)
     }
 
-    /// [`Engines::injection`] for a request text, through the result cache.
-    pub fn injection_request_text(&self, text: &str, source: Source) -> Injection {
+    /// [`Engines::injection`] for a request text, through the result cache
+    /// (per principal, as [`Engines::scan_request_text`]).
+    pub fn injection_request_text(&self, principal: &str, text: &str, source: Source) -> Injection {
+        let scope = format!("{principal}\u{0}{}", source.as_str());
         self.injections
-            .get_or_compute(source.as_str(), text, || self.injection(text, source))
+            .get_or_compute(&scope, text, || self.injection(text, source), |_| true)
     }
 
     /// Result-cache hits and misses so far, scans and injection checks together.

@@ -44,6 +44,10 @@ pub struct Inspection {
     /// The vault with this request's tokens.
     #[serde(skip)]
     pub vault: Vault,
+    /// Whose request this is: guard results are cached per principal, so
+    /// nobody can time a request to learn what another principal sent.
+    #[serde(skip)]
+    pub principal: String,
 }
 
 impl Inspection {
@@ -75,10 +79,12 @@ pub fn inspect(
     api: Api,
     body: &mut Value,
     vault: Vault,
+    principal: &str,
 ) -> Inspection {
     let conv = convo::request_parts(api, body);
     let mut ins = Inspection {
         vault,
+        principal: principal.to_string(),
         not_scanned: conv.skipped,
         ..Default::default()
     };
@@ -235,7 +241,7 @@ fn guard_text(
         return None;
     }
     if engines.injection_enabled() {
-        let r = engines.injection_request_text(text, source);
+        let r = engines.injection_request_text(&ins.principal, text, source);
         let e = ins
             .injection
             .entry(source.as_str())
@@ -266,7 +272,7 @@ fn guard_text(
             }
         }
     }
-    let found = engines.scan_request_text(text, key);
+    let found = engines.scan_request_text(&ins.principal, text, key);
     if found.is_empty() {
         return None;
     }

@@ -197,6 +197,44 @@ async fn resent_turns_come_from_the_cache_with_the_same_result() {
     );
 }
 
+/// Cache entries are per principal: a second principal sending the same
+/// text is a miss, so no one can time a request to learn what another sent.
+#[tokio::test]
+async fn the_cache_is_per_principal() {
+    use sha2::Digest;
+    let (_vendor, v) = start_vendor().await;
+    let p = start_proxy(&v, |c| {
+        for name in ["agent-a", "agent-b"] {
+            c.auth.api_keys.push(warden_proxy::config::ApiKeyConfig {
+                name: name.into(),
+                sha256: hex::encode(sha2::Sha256::digest(format!("{name}-key"))),
+                roles: vec!["support_agent".into()],
+                mfa: false,
+            });
+        }
+    })
+    .await;
+    let text =
+        format!("Please check the refund for {EMAIL}, it was charged twice on the same day.");
+    let body = json!({"model": "echo", "messages": [{"role": "user", "content": text}]});
+    let mut counts = Vec::new();
+    for name in ["agent-a", "agent-b", "agent-a"] {
+        let r = client()
+            .post(p.url("/v1/chat/completions"))
+            .bearer_auth(format!("{name}-key"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        counts.push((cache_count(&p, "hit").await, cache_count(&p, "miss").await));
+    }
+    // One text, scanned and checked for injection: two entries per principal.
+    assert_eq!(counts, [(0, 2), (0, 4), (2, 4)]);
+    p.run.stop().await;
+    v.stop().await;
+}
+
 #[tokio::test]
 async fn placeholders_are_stable_across_requests() {
     let (vendor, v) = start_vendor().await;

@@ -37,6 +37,7 @@ pub async fn scan(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body
         Err(e) => return fail(e),
     };
     let st = s.clone();
+    let principal_id = principal.id.clone();
     let work = move || -> Result<Value, ProxyError> {
         if let Some(text) = v.get("text").and_then(Value::as_str) {
             let source = match v.get("source").and_then(Value::as_str).unwrap_or("user") {
@@ -71,6 +72,7 @@ pub async fn scan(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body
                 crate::convo::Api::Chat,
                 &mut body,
                 Vault::with_key(st.token_key.clone()),
+                &principal_id,
             );
             Ok(json!({
                 "detections": ins.detections,

@@ -407,8 +407,9 @@ async fn proxy_inner(
     // stall the async workers.
     let inspected = if bytes.len() > state.cfg.limits.blocking_scan_threshold_bytes {
         let st = state.clone();
+        let principal_id = principal.id.clone();
         match tokio::task::spawn_blocking(move || {
-            let ins = inspect(&st.engines, &st.cfg, api, &mut value, vault);
+            let ins = inspect(&st.engines, &st.cfg, api, &mut value, vault, &principal_id);
             (value, ins)
         })
         .await
@@ -423,7 +424,14 @@ async fn proxy_inner(
             }
         }
     } else {
-        let ins = inspect(&state.engines, &state.cfg, api, &mut value, vault);
+        let ins = inspect(
+            &state.engines,
+            &state.cfg,
+            api,
+            &mut value,
+            vault,
+            &principal.id,
+        );
         (value, ins)
     };
     let (value, mut ins) = inspected;
