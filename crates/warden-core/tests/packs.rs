@@ -73,24 +73,32 @@ negative = []
     assert!(err.to_string().contains("glued"), "{err}");
 }
 
-/// One digit-anchored rule with the given `digits` gate, as a pack.
-fn digit_pack(regex: &str, digits: &str) -> String {
+/// A pack of one rule with the given regex and prefilter.
+fn one_rule_pack(regex: &str, prefilter: &str) -> String {
     format!(
         r#"
 [pack]
 name = "gates"
-description = "digit gates"
+description = "prefilter gates"
 
 [[rule]]
 id = "gates.x"
 entity = "X"
 description = "x"
 regex = '''{regex}'''
-prefilter = {{ digits = {{ {digits} }}, before = 3, after = 8 }}
+prefilter = {{ {prefilter} }}
 score = 0.9
 positive = []
 negative = []
 "#
+    )
+}
+
+/// One digit-anchored rule with the given `digits` gate.
+fn digit_pack(regex: &str, digits: &str) -> String {
+    one_rule_pack(
+        regex,
+        &format!("digits = {{ {digits} }}, before = 3, after = 8"),
     )
 }
 
@@ -160,24 +168,11 @@ fn malformed_digit_gates_are_rejected_at_load() {
     }
 }
 
-/// One literal-anchored rule with the given extra prefilter keys.
+/// One rule anchored on the literal `cue`, with extra prefilter keys.
 fn literal_pack(regex: &str, extra: &str) -> String {
-    format!(
-        r#"
-[pack]
-name = "next"
-description = "next gate"
-
-[[rule]]
-id = "next.x"
-entity = "X"
-description = "x"
-regex = '''{regex}'''
-prefilter = {{ literals = ["cue"], before = 0, after = 20{extra} }}
-score = 0.9
-positive = []
-negative = []
-"#
+    one_rule_pack(
+        regex,
+        &format!(r#"literals = ["cue"], before = 0, after = 20{extra}"#),
     )
 }
 

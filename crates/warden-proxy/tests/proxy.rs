@@ -99,14 +99,7 @@ async fn anthropic_redacts_forwards_and_restores() {
 
 /// The `warden_guard_cache_total` counter with `result`, read off /metrics.
 async fn cache_count(p: &Proxy, result: &str) -> u64 {
-    let text = client()
-        .get(p.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = p.metrics_text().await;
     let line = format!("warden_guard_cache_total{{result=\"{result}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(line.as_str()))
@@ -731,14 +724,7 @@ async fn blocked_requests_never_reach_the_vendor() {
         "{b}"
     );
     assert_eq!(vendor.count(), 0);
-    let m = client()
-        .get(p.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = p.metrics_text().await;
     assert!(
         m.contains("warden_blocked_requests_total{principal=\"anonymous\""),
         "{m}"
@@ -923,14 +909,7 @@ async fn static_api_keys() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(!vendor.all_raw().contains("dev-key-123"));
-    let m = client()
-        .get(p.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = p.metrics_text().await;
     assert!(m.contains("warden_auth_failures_total{route=\"chat.completions\",reason=\"missing bearer token\"} 1"), "{m}");
     assert!(m.contains("principal=\"agent-7\""), "{m}");
     p.run.stop().await;
@@ -1199,14 +1178,7 @@ async fn health_ready_metrics() {
         json!({"model": "echo", "messages": [{"role": "user", "content": format!("x {EMAIL}")}]}),
     )
     .await;
-    let m = client()
-        .get(p.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = p.metrics_text().await;
     for needle in [
         "warden_requests_total{route=\"chat.completions\",principal=\"anonymous\",status=\"200\"} 1",
         "warden_detections_total{entity=\"EMAIL\",action=\"redact\"} 1",

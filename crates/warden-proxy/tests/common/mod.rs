@@ -510,6 +510,17 @@ impl Proxy {
     pub fn audit_text(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("audit.jsonl")).unwrap_or_default()
     }
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        client()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
 }
 
 /// The config every test starts from: upstreams at the fake vendor, audit in a temp dir.
