@@ -65,7 +65,7 @@ impl<V: Clone> ResultCache<V> {
     /// not).
     pub fn get_or_compute(
         &self,
-        scope: &str,
+        scope: &[&str],
         text: &str,
         compute: impl FnOnce() -> V,
         keep: impl FnOnce(&V) -> bool,
@@ -106,12 +106,15 @@ impl<V: Clone> ResultCache<V> {
         self.len() == 0
     }
 
-    fn digest(&self, scope: &str, text: &str) -> u128 {
+    fn digest(&self, scope: &[&str], text: &str) -> u128 {
         let [a, b] = self.keys.each_ref().map(|k| {
             let mut h = k.build_hasher();
-            // Length-prefixed, so no (scope, text) pair reads as another.
+            // Counted and length-prefixed, so no (scope, text) reads as another.
             h.write_usize(scope.len());
-            h.write(scope.as_bytes());
+            for part in scope {
+                h.write_usize(part.len());
+                h.write(part.as_bytes());
+            }
             h.write(text.as_bytes());
             h.finish()
         });
@@ -159,9 +162,9 @@ mod tests {
     #[test]
     fn a_second_lookup_is_a_hit_and_computes_nothing() {
         let c = ResultCache::new(8);
-        assert_eq!(c.get_or_compute("user", &text(1), || 1, all), 1);
+        assert_eq!(c.get_or_compute(&["user"], &text(1), || 1, all), 1);
         assert_eq!(
-            c.get_or_compute("user", &text(1), || panic!("cached"), all),
+            c.get_or_compute(&["user"], &text(1), || panic!("cached"), all),
             1
         );
         assert_eq!(c.stats(), (1, 1));
@@ -170,37 +173,42 @@ mod tests {
     #[test]
     fn scope_and_text_both_key_the_entry() {
         let c = ResultCache::new(8);
-        c.get_or_compute("user", &text(1), || 1, all);
-        assert_eq!(c.get_or_compute("tool", &text(1), || 2, all), 2);
-        assert_eq!(c.get_or_compute("user", &text(2), || 3, all), 3);
-        // The length prefix keeps ("ab", "c…") apart from ("a", "bc…").
+        c.get_or_compute(&["user"], &text(1), || 1, all);
+        assert_eq!(c.get_or_compute(&["tool"], &text(1), || 2, all), 2);
+        assert_eq!(c.get_or_compute(&["user"], &text(2), || 3, all), 3);
+        // The length prefixes keep ("ab", "c…") apart from ("a", "bc…"),
+        // and the count ["a", ""] apart from ["a"].
         let long = "c".repeat(80);
-        c.get_or_compute("ab", &long, || 4, all);
-        assert_eq!(c.get_or_compute("a", &format!("b{long}"), || 5, all), 5);
-        assert_eq!(c.stats(), (0, 5));
+        c.get_or_compute(&["ab"], &long, || 4, all);
+        assert_eq!(c.get_or_compute(&["a"], &format!("b{long}"), || 5, all), 5);
+        assert_eq!(
+            c.get_or_compute(&["a", ""], &format!("b{long}"), || 6, all),
+            6
+        );
+        assert_eq!(c.stats(), (0, 6));
     }
 
     #[test]
     fn memory_is_bounded_and_resent_entries_survive() {
         let c = ResultCache::new(8);
         for i in 0..100 {
-            c.get_or_compute("", &text(i), || i, all);
+            c.get_or_compute(&[""], &text(i), || i, all);
             // The "system prompt", resent with every request.
-            assert_eq!(c.get_or_compute("", &text(1000), || 1000, all), 1000);
+            assert_eq!(c.get_or_compute(&[""], &text(1000), || 1000, all), 1000);
             assert!(c.len() <= 8, "{} entries", c.len());
         }
         let (hits, misses) = c.stats();
         assert_eq!((hits, misses), (99, 101));
         // Old entries are gone: computed again.
-        assert_eq!(c.get_or_compute("", &text(0), || 7, all), 7);
+        assert_eq!(c.get_or_compute(&[""], &text(0), || 7, all), 7);
     }
 
     #[test]
     fn results_keep_refuses_are_not_held() {
         let c = ResultCache::new(8);
         let big = |v: &usize| *v < 10;
-        assert_eq!(c.get_or_compute("", &text(1), || 99, big), 99);
-        assert_eq!(c.get_or_compute("", &text(1), || 98, big), 98);
+        assert_eq!(c.get_or_compute(&[""], &text(1), || 99, big), 99);
+        assert_eq!(c.get_or_compute(&[""], &text(1), || 98, big), 98);
         assert!(c.is_empty());
         assert_eq!(c.stats(), (0, 2));
     }
@@ -208,11 +216,11 @@ mod tests {
     #[test]
     fn short_texts_and_a_zero_capacity_are_not_cached() {
         let c = ResultCache::new(8);
-        c.get_or_compute("", "short", || 1, all);
-        assert_eq!(c.get_or_compute("", "short", || 2, all), 2);
+        c.get_or_compute(&[""], "short", || 1, all);
+        assert_eq!(c.get_or_compute(&[""], "short", || 2, all), 2);
         let off = ResultCache::new(0);
-        off.get_or_compute("", &text(1), || 1, all);
-        assert_eq!(off.get_or_compute("", &text(1), || 2, all), 2);
+        off.get_or_compute(&[""], &text(1), || 1, all);
+        assert_eq!(off.get_or_compute(&[""], &text(1), || 2, all), 2);
         assert!(c.is_empty() && off.is_empty());
         assert_eq!(off.stats(), (0, 0));
     }

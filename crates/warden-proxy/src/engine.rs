@@ -239,29 +239,30 @@ impl Engines {
         principal: &str,
         text: &str,
         key: Option<&str>,
-    ) -> Vec<Detection> {
+    ) -> Arc<Vec<Detection>> {
         // The key is part of the result (context), so part of the entry's
-        // identity; a text without a key is told apart by the byte after
-        // the principal.
+        // identity; "-" tells a text without one apart from the key "".
         let scope = match key {
-            Some(k) => format!("{principal}\u{0}k{k}"),
-            None => format!("{principal}\u{0}-"),
+            Some(k) => [principal, "k", k],
+            None => [principal, "-", ""],
         };
-        let found = self.scans.get_or_compute(
+        self.scans.get_or_compute(
             &scope,
             text,
             || Arc::new(self.scan(text, key)),
             |f| f.len() <= MAX_CACHED_FINDINGS,
-        );
-        Arc::unwrap_or_clone(found)
+        )
     }
 
     /// [`Engines::injection`] for a request text, through the result cache
     /// (per principal, as [`Engines::scan_request_text`]).
     pub fn injection_request_text(&self, principal: &str, text: &str, source: Source) -> Injection {
-        let scope = format!("{principal}\u{0}{}", source.as_str());
-        self.injections
-            .get_or_compute(&scope, text, || self.injection(text, source), |_| true)
+        self.injections.get_or_compute(
+            &[principal, source.as_str()],
+            text,
+            || self.injection(text, source),
+            |_| true,
+        )
     }
 
     /// Result-cache hits and misses so far, scans and injection checks together.

@@ -277,7 +277,7 @@ fn guard_text(
         return None;
     }
     let mut to_redact = Vec::new();
-    for d in found {
+    for d in found.iter() {
         if d.score < cfg.entities.min_score {
             continue;
         }
@@ -295,7 +295,7 @@ fn guard_text(
             }
             EntityAction::Redact => {
                 *ins.redacted.entry(d.entity.to_string()).or_insert(0) += 1;
-                to_redact.push(d);
+                to_redact.push(d.clone());
             }
             EntityAction::Log | EntityAction::Allow => {}
         }
