@@ -63,7 +63,8 @@ fn word_bits(block: &[u8]) -> u64 {
     // then eight high bits at a time gathered by a multiply.
     let mut high = [0u8; 64];
     for (h, &c) in high.iter_mut().zip(block) {
-        let word = (c | 0x20).wrapping_sub(b'a') < 26 || c.wrapping_sub(b'0') < 10 || c == b'_';
+        // Non-short-circuit ors, so that the loop vectorises.
+        let word = ((c | 0x20).wrapping_sub(b'a') < 26) | (c.wrapping_sub(b'0') < 10) | (c == b'_');
         *h = u8::from(word) << 7;
     }
     let mut bits = 0u64;
@@ -229,6 +230,12 @@ fn visit_grams(b: &[u8], from: usize, to: usize, mut f: impl FnMut(usize, u64)) 
         }
     }
     grams_tail(b, from.max(full), to, f);
+}
+
+/// How many n-grams [`visit_grams`] visits for starts `from..to` of a
+/// text of `len` bytes: those with four bytes left.
+fn grams_in(len: usize, from: usize, to: usize) -> u32 {
+    to.min(len.saturating_sub(3)).saturating_sub(from) as u32
 }
 
 /// The general n-gram loop for starts `from..to` (the last few bytes).
@@ -503,11 +510,17 @@ impl LinearModel {
     fn score_with(&self, canonical: &str, weight: impl Fn(u64) -> i64) -> f32 {
         let mut sum = 0i64;
         let mut count = 0u32;
+        // `visit_hashes`, with the n-grams counted rather than tallied one
+        // by one.
         if canonical.len() <= WINDOW {
-            visit_hashes(canonical, |_, h| {
+            visit_words(canonical, |_, h| {
                 sum += weight(h);
                 count += 1;
             });
+            visit_grams(canonical.as_bytes(), 0, canonical.len(), |_, h| {
+                sum += weight(h)
+            });
+            count += grams_in(canonical.len(), 0, canonical.len());
             return self.prob(sum, count);
         }
         // Summed per half window (by the byte a feature starts at); window
@@ -521,13 +534,12 @@ impl LinearModel {
             }
         });
         for (k, half) in halves.iter_mut().enumerate() {
-            let (mut s, mut c) = (0i64, 0u32);
+            let mut s = 0i64;
             visit_grams(canonical.as_bytes(), k * HALF, (k + 1) * HALF, |_, h| {
-                s += weight(h);
-                c += 1;
+                s += weight(h)
             });
             half.0 += s;
-            half.1 += c;
+            half.1 += grams_in(canonical.len(), k * HALF, (k + 1) * HALF);
         }
         let mut best = 0f32;
         for (k, &(s, c)) in halves.iter().enumerate() {
@@ -613,9 +625,17 @@ mod tests {
             // In pieces, as long texts are scored.
             let mut pieces = Vec::new();
             for k in 0..b.len().div_ceil(3) {
+                let before = pieces.len();
                 visit_grams(b, 3 * k, 3 * k + 3, |i, h| pieces.push((i, h)));
+                let counted = grams_in(b.len(), 3 * k, 3 * k + 3) as usize;
+                assert_eq!(pieces.len() - before, counted, "{text:?} piece {k}");
             }
             assert_eq!(pieces, general, "{text:?}");
+            assert_eq!(
+                grams_in(b.len(), 0, b.len()) as usize,
+                general.len(),
+                "{text:?}"
+            );
         }
     }
 
