@@ -149,7 +149,40 @@ pub(crate) fn is_cjk(c: char) -> bool {
 /// Word characters for boundaries and tokens.
 #[inline]
 pub(crate) fn is_word(c: char) -> bool {
-    c.is_alphanumeric() || c == '_' || is_mark(c)
+    is_alnum(c) || c == '_' || is_mark(c)
+}
+
+/// Blocks in which every character is alphabetic, or none is, and none is
+/// numeric: `char::is_alphabetic` searches a table for anything not ASCII,
+/// and the accented letters, dashes, quotes, Cyrillic and CJK of ordinary
+/// prompts land here. Checked exhaustively against the table in the tests.
+#[inline]
+fn alpha_block(c: char) -> Option<bool> {
+    match c as u32 {
+        0xD7 | 0xF7 => Some(false),
+        0xC0..=0x24F | 0x410..=0x44F | 0x3041..=0x3096 | 0x30A1..=0x30FA => Some(true),
+        0x4E00..=0x9FFF | 0xAC00..=0xD7A3 => Some(true),
+        0x2000..=0x206F => Some(false),
+        _ => None,
+    }
+}
+
+/// `char::is_alphabetic`, without the table search for common letters.
+#[inline]
+pub(crate) fn is_alpha(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_alphabetic();
+    }
+    alpha_block(c).unwrap_or_else(|| c.is_alphabetic())
+}
+
+/// `char::is_alphanumeric`, without the table search for common letters.
+#[inline]
+pub(crate) fn is_alnum(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_alphanumeric();
+    }
+    alpha_block(c).unwrap_or_else(|| c.is_alphanumeric())
 }
 
 #[inline]
@@ -292,14 +325,11 @@ pub(crate) fn leet_symbols(b: &[u8]) -> impl Iterator<Item = usize> + '_ {
 pub(crate) fn symbol_inside_word(text: &str, i: usize) -> bool {
     let b = text.as_bytes();
     b.get(i).is_some_and(|&c| is_leet_symbol(char::from(c)))
-        && text[..i]
-            .chars()
-            .next_back()
-            .is_some_and(char::is_alphanumeric)
+        && text[..i].chars().next_back().is_some_and(is_alnum)
         && text
             .get(i + 1..)
             .and_then(|t| t.chars().next())
-            .is_some_and(char::is_alphanumeric)
+            .is_some_and(is_alnum)
 }
 
 /// View positions of the plain-layer `view` whose `i` is written `I` in
@@ -697,7 +727,7 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
             } else {
                 b.push(m, span);
             }
-            if !fold.confusable && !m.is_ascii() && m.is_alphabetic() && latin_confusable(m) {
+            if !fold.confusable && !m.is_ascii() && is_alpha(m) && latin_confusable(m) {
                 fold.confusable = true;
             }
         }
@@ -845,11 +875,8 @@ fn ascii_digit_leet(src: &[u8]) -> bool {
 /// memchr).
 fn symbol_leet(src: &str) -> bool {
     memchr::memchr3_iter(b'@', b'$', b'|', src.as_bytes()).any(|k| {
-        src[..k]
-            .chars()
-            .next_back()
-            .is_some_and(char::is_alphabetic)
-            && src[k + 1..].chars().next().is_some_and(char::is_alphabetic)
+        src[..k].chars().next_back().is_some_and(is_alpha)
+            && src[k + 1..].chars().next().is_some_and(is_alpha)
     })
 }
 
@@ -1488,7 +1515,7 @@ pub(crate) fn fold_view(view: &View) -> View {
             }
         };
         buf.clear();
-        if c.is_alphabetic() && skeleton_ascii(c, &mut buf) {
+        if is_alpha(c) && skeleton_ascii(c, &mut buf) {
             for &x in buf.iter() {
                 push(leet(x), &mut text, &mut spans);
             }
@@ -1527,12 +1554,8 @@ pub(crate) fn fold_ascii_run(src: &str, from: usize, to: usize, out: &mut Vec<u8
             .position(|c| !alnum(c))
             .map_or(to, |i| d + i);
         let letter = b[s..e].iter().any(u8::is_ascii_alphabetic)
-            || s == from
-                && src[..from]
-                    .chars()
-                    .next_back()
-                    .is_some_and(char::is_alphanumeric)
-            || e == to && src[to..].chars().next().is_some_and(char::is_alphanumeric);
+            || s == from && src[..from].chars().next_back().is_some_and(is_alnum)
+            || e == to && src[to..].chars().next().is_some_and(is_alnum);
         if !letter {
             out[base + s - from..base + e - from].copy_from_slice(&b[s..e]);
         }
@@ -1621,19 +1644,19 @@ fn mixed_script_spans(text: &str) -> Vec<(usize, usize)> {
             i = next_non_ascii(b, i + 1);
             continue;
         };
-        if !c.is_alphabetic() || letter_script(c) != LetterScript::LatinLookalike {
+        if !is_alpha(c) || letter_script(c) != LetterScript::LatinLookalike {
             i = next_non_ascii(b, i + c.len_utf8());
             continue;
         }
         let s = text[..i]
             .char_indices()
             .rev()
-            .take_while(|&(_, c)| c.is_alphabetic())
+            .take_while(|&(_, c)| is_alpha(c))
             .last()
             .map_or(i, |(k, _)| k);
         let e = text[i..]
             .char_indices()
-            .find(|&(_, c)| !c.is_alphabetic())
+            .find(|&(_, c)| !is_alpha(c))
             .map_or(text.len(), |(k, _)| i + k);
         if text[s..e]
             .chars()
@@ -1686,6 +1709,22 @@ fn next_non_ascii(b: &[u8], mut i: usize) -> usize {
 mod tests {
     use super::*;
 
+    #[test]
+    fn alpha_blocks_agree_with_the_unicode_tables() {
+        for c in (0x80..=0x3_0000u32).filter_map(char::from_u32) {
+            if let Some(alpha) = alpha_block(c) {
+                assert_eq!(alpha, c.is_alphabetic(), "{c:?}");
+                assert_eq!(alpha, c.is_alphanumeric(), "{c:?}");
+            }
+            assert_eq!(is_alpha(c), c.is_alphabetic(), "{c:?}");
+            assert_eq!(is_alnum(c), c.is_alphanumeric(), "{c:?}");
+        }
+        for c in (0..0x80u8).map(char::from) {
+            assert_eq!(is_alpha(c), c.is_alphabetic(), "{c:?}");
+            assert_eq!(is_alnum(c), c.is_alphanumeric(), "{c:?}");
+        }
+    }
+
     fn canon(s: &str) -> Canonical {
         canonicalize(&Input {
             layer: "plain",
@@ -1725,7 +1764,7 @@ mod tests {
     #[test]
     fn letter_script_ranges_agree_with_the_script_table() {
         for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
-            if !c.is_alphabetic() {
+            if !is_alpha(c) {
                 continue;
             }
             let table = match c.script() {
@@ -1753,7 +1792,7 @@ mod tests {
                 }
             };
         for (i, c) in text.char_indices() {
-            if c.is_alphabetic() {
+            if is_alpha(c) {
                 if start.is_none() {
                     start = Some(i);
                     latin = false;
@@ -1867,16 +1906,13 @@ mod tests {
             if c.is_ascii() {
                 let symbol_inside = matches!(c, '!' | '|' | '@' | '$' | '+')
                     && k > 0
-                    && chars[k - 1].1.is_alphanumeric()
-                    && chars.get(k + 1).is_some_and(|x| x.1.is_alphanumeric());
+                    && is_alnum(chars[k - 1].1)
+                    && chars.get(k + 1).is_some_and(|x| is_alnum(x.1));
                 // A digit folds only if its run of alphanumerics has
                 // something other than ASCII digits.
                 let alnum_run = || {
-                    let before = chars[..k]
-                        .iter()
-                        .rev()
-                        .take_while(|x| x.1.is_alphanumeric());
-                    let after = chars[k..].iter().take_while(|x| x.1.is_alphanumeric());
+                    let before = chars[..k].iter().rev().take_while(|x| is_alnum(x.1));
+                    let after = chars[k..].iter().take_while(|x| is_alnum(x.1));
                     before.chain(after).any(|x| !x.1.is_ascii_digit())
                 };
                 let ch = if matches!(c, '!' | '|' | '@' | '$' | '+') && !symbol_inside
@@ -1889,7 +1925,7 @@ mod tests {
                 push(ch, &mut text, &mut spans);
             } else {
                 buf.clear();
-                if c.is_alphabetic() && skeleton_ascii(c, &mut buf) {
+                if is_alpha(c) && skeleton_ascii(c, &mut buf) {
                     for &x in buf.iter() {
                         push(leet(x), &mut text, &mut spans);
                     }
