@@ -287,10 +287,12 @@ fn entity(name: &str) -> Option<char> {
 }
 
 /// Longest stopword.
+#[cfg(test)]
 const STOPWORD_MAX: usize = 12;
 
 /// Whether ASCII-letter word `w` (lower-cased, and rotated when `rotate`) is
 /// a common English word.
+#[cfg(test)]
 fn is_stopword(w: &[u8], rotate: bool) -> bool {
     if w.len() > STOPWORD_MAX {
         return false;
@@ -400,16 +402,25 @@ const fn stopword_slot(key: u64) -> usize {
 /// unrotated [`is_stopword`] as one table probe.
 #[cfg(test)]
 fn is_plain_stopword(w: &[u8]) -> bool {
-    is_plain_stopword_at(w, 0, w.len())
+    stopword_at(w, 0, w.len(), false)
 }
 
-/// [`is_plain_stopword`] for the word `b[s..e]` (`e > s`), reading it as
-/// one 8-byte load where `b` has 8 bytes from `s`.
+/// [`is_stopword`] for the ASCII-letter word `b[s..e]` (`e > s`), as one
+/// table probe: the word is read as one 8-byte load where `b` has 8 bytes
+/// from `s`, lower-cased and, when `rotate`, ROT13-rotated in place.
 #[inline]
-fn is_plain_stopword_at(b: &[u8], s: usize, e: usize) -> bool {
+fn stopword_at(b: &[u8], s: usize, e: usize, rotate: bool) -> bool {
+    const fn splat(c: u8) -> u64 {
+        0x0101_0101_0101_0101 * c as u64
+    }
     let len = e - s;
     if len > 8 {
-        return b[s..e].eq_ignore_ascii_case(b"instructions");
+        let long = if rotate {
+            b"vafgehpgvbaf"
+        } else {
+            b"instructions"
+        };
+        return b[s..e].eq_ignore_ascii_case(long);
     }
     let x = match b.get(s..s + 8) {
         Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
@@ -420,7 +431,13 @@ fn is_plain_stopword_at(b: &[u8], s: usize, e: usize) -> bool {
     };
     // Letters only, so setting bit 5 of each byte lower-cases it.
     let mask = u64::MAX >> (8 * (8 - len.max(1)));
-    let key = (x | 0x2020_2020_2020_2020) & mask;
+    let mut key = (x | splat(0x20)) & mask;
+    if rotate {
+        // Per byte, with no carry between bytes (all stay below 0x88):
+        // +13, and -26 where the letter is `n` or later.
+        let from_n = (key + splat(0x80 - b'n')) & splat(0x80) & mask;
+        key = key + (splat(13) & mask) - (from_n >> 7) * 26;
+    }
     let mut slot = stopword_slot(key);
     loop {
         match STOPWORD_SLOTS[slot] {
@@ -432,7 +449,9 @@ fn is_plain_stopword_at(b: &[u8], s: usize, e: usize) -> bool {
 }
 
 /// Share of stopwords among the first 200 ASCII-letter words of `seg`
-/// (plain or rotated) and the word count, without allocating.
+/// (plain or rotated) and the word count: the definition the ROT13 scan
+/// computes from bit masks.
+#[cfg(test)]
 fn stopword_ratio(seg: &str, rotate: bool) -> (f32, usize) {
     let b = seg.as_bytes();
     let mut words = 0usize;
@@ -489,37 +508,65 @@ fn rot13_candidate(text: &str, classes: &Classes) -> Option<(String, usize, usiz
             if end < start + 7 {
                 continue;
             }
-            let blocks = start / 64..=(end - 1) / 64;
-            let mut words = 0;
-            for k in blocks.clone() {
-                words += (starts[k] & range_mask(k, start, end)).count_ones() as usize;
-            }
-            let words = words.min(200);
+            let words = (start / 64..end.div_ceil(64))
+                .map(|k| (starts[k] & range_mask(k, start, end)).count_ones() as usize)
+                .sum::<usize>()
+                .min(200);
             if words < 4 {
                 continue;
             }
-            let (mut hits, mut seen) = (0usize, 0usize);
-            let mut english = false;
-            'words: for k in blocks {
-                let mut s = starts[k] & range_mask(k, start, end);
-                while s != 0 && seen < words {
-                    let p = k * 64 + s.trailing_zeros() as usize;
-                    s &= s - 1;
-                    seen += 1;
-                    hits += is_plain_stopword_at(b, p, run_end(letters, p)) as usize;
-                    if hits as f32 / words as f32 > 0.08 {
-                        english = true;
-                        break 'words;
-                    }
-                }
+            // Stopwords among the segment's first `words` words, counted
+            // until the share decides: English (plain), or ROT13 (rotated).
+            let mut plain = 0usize;
+            let english = any_word(starts, start, end, words, |p| {
+                plain += stopword_at(b, p, run_end(letters, p), false) as usize;
+                plain as f32 / words as f32 > 0.08
+            });
+            if english {
+                continue;
             }
-            let seg = &text[start..end];
-            if !english && stopword_ratio(seg, true).0 >= 0.2 {
+            let mut rotated = 0usize;
+            let rot13_text = any_word(starts, start, end, words, |p| {
+                rotated += stopword_at(b, p, run_end(letters, p), true) as usize;
+                rotated as f32 / words as f32 >= 0.2
+            });
+            if rot13_text {
+                let seg = &text[start..end];
                 return Some((seg.chars().map(rot13).collect(), start, end));
             }
         }
     }
     None
+}
+
+/// Calls `f` with the start of each of the first `limit` words (by the
+/// [`Classes::starts`] mask `starts`) in the byte range `[start, end)`, in
+/// order, until `f` returns true; whether it did.
+#[inline]
+fn any_word(
+    starts: &[u64],
+    start: usize,
+    end: usize,
+    limit: usize,
+    mut f: impl FnMut(usize) -> bool,
+) -> bool {
+    let mut seen = 0;
+    let blocks = start / 64..end.div_ceil(64);
+    for (k, &block) in blocks.clone().zip(&starts[blocks]) {
+        let mut s = block & range_mask(k, start, end);
+        while s != 0 {
+            if seen == limit {
+                return false;
+            }
+            seen += 1;
+            let p = k * 64 + s.trailing_zeros() as usize;
+            s &= s - 1;
+            if f(p) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// Bits of 64-byte block `k` that fall in the byte range `[s, e)`.
@@ -783,6 +830,23 @@ mod tests {
                 is_stopword(w.as_bytes(), false),
                 "{w}"
             );
+        }
+    }
+
+    proptest::proptest! {
+        /// The one-probe lookups, plain and rotated, agree with the list,
+        /// on any word and on every stopword and its rotation in any case.
+        #[test]
+        fn stopword_probe_matches_the_list(w in "[a-zA-Z]{1,14}", k in 0usize..30, upper in proptest::bool::ANY) {
+            for rotate in [false, true] {
+                proptest::prop_assert_eq!(stopword_at(w.as_bytes(), 0, w.len(), rotate), is_stopword(w.as_bytes(), rotate));
+            }
+            let plain = std::str::from_utf8(SHORT_STOPWORDS[k]).unwrap_or_default();
+            let plain = if upper { plain.to_ascii_uppercase() } else { plain.to_string() };
+            let rotated: String = plain.chars().map(rot13).collect();
+            proptest::prop_assert!(stopword_at(plain.as_bytes(), 0, plain.len(), false));
+            proptest::prop_assert!(stopword_at(rotated.as_bytes(), 0, rotated.len(), true));
+            proptest::prop_assert!(stopword_at(b"VAFGEHPGVBAF", 0, 12, true));
         }
     }
 
