@@ -192,7 +192,7 @@ fn is_mark(c: char) -> bool {
 }
 
 /// 1 for the bytes `is_word` accepts on ASCII (alphanumeric or `_`): the
-/// reference for [`ascii_word_bits`].
+/// reference for [`word_bits`].
 #[cfg(test)]
 const ASCII_WORD_BYTE: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -205,53 +205,40 @@ const ASCII_WORD_BYTE: [u8; 256] = {
     t
 };
 
-/// Bit `j` set when byte `j` of `x` (eight ASCII bytes, little-endian) is
-/// a word byte (alphanumeric or `_`), without a branch.
-#[inline(always)]
-fn ascii_word_bits(x: u64) -> u64 {
-    const fn splat(b: u8) -> u64 {
-        0x0101_0101_0101_0101 * b as u64
-    }
-    // Every byte is below 0x80, so these sums never carry into the next
-    // byte: bit 7 of a byte of `at_least` is set when it is >= `lo`, of
-    // `above` when it is > `hi`.
-    let at_least = |v: u64, lo: u8| v + splat(0x80 - lo);
-    let above = |v: u64, hi: u8| v + splat(0x7f - hi);
-    let in_range = |v: u64, lo: u8, hi: u8| at_least(v, lo) & !above(v, hi);
-    // Setting bit 5 maps `A-Z` onto `a-z` and nothing else into it.
-    let folded = x | splat(0x20);
-    let word = (in_range(folded, b'a', b'z') | in_range(x, b'0', b'9') | in_range(x, b'_', b'_'))
-        & splat(0x80);
-    // Bit 7 of byte `j` to bit `j`: the products land on distinct bits.
-    (word >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+/// Per 64-byte block of `b` (the last one padded), bit `j` set when byte
+/// `j` is an ASCII word byte ([`word_bits`]); and whether any byte is not
+/// ASCII (those are never set).
+fn ascii_word_blocks(b: &[u8]) -> (Vec<u64>, bool) {
+    let word = b.chunks(64).map(word_bits).collect();
+    (word, !b.is_ascii())
 }
 
-/// Per 64-byte block of `b` (the last one padded), bit `j` set when byte
-/// `j` is an ASCII word byte ([`ascii_word_bits`]); and whether any byte is
-/// not ASCII (those are never set).
-fn ascii_word_blocks(b: &[u8]) -> (Vec<u64>, bool) {
-    let mut word = Vec::with_capacity(b.len().div_ceil(64) + 1);
-    let mut any_non_ascii = false;
-    // Whole blocks, then the last one padded with non-word zeros.
-    let blocks = b.chunks_exact(64);
-    let mut last = [0u8; 64];
-    last[..blocks.remainder().len()].copy_from_slice(blocks.remainder());
-    let tail = (!blocks.remainder().is_empty()).then_some(&last[..]);
-    for block in blocks.chain(tail) {
-        let mut w = 0u64;
-        for (k, eight) in block.chunks_exact(8).enumerate() {
-            let x = u64::from_le_bytes(eight.try_into().unwrap_or_default());
-            let high = x & 0x8080_8080_8080_8080;
-            any_non_ascii |= high != 0;
-            // High bits cleared so that the SWAR sums stay within their
-            // byte, and the non-ASCII bytes masked out after.
-            let ascii = ascii_word_bits(x & !0x8080_8080_8080_8080)
-                & !((high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56);
-            w |= ascii << (8 * k);
+/// Bit `i` set when byte `i` of `block` (at most 64 bytes) is an ASCII word
+/// byte: alphanumeric or `_` (never a byte of a non-ASCII character).
+#[inline]
+pub(crate) fn word_bits(block: &[u8]) -> u64 {
+    let mut buf = [0u8; 64];
+    let block: &[u8; 64] = match block.try_into() {
+        Ok(full) => full,
+        Err(_) => {
+            buf[..block.len()].copy_from_slice(block);
+            &buf
         }
-        word.push(w);
+    };
+    // A compare per byte into an array, which the compiler vectorises,
+    // then eight high bits at a time gathered by a multiply.
+    let mut high = [0u8; 64];
+    for (h, &c) in high.iter_mut().zip(block) {
+        // Non-short-circuit ors, so that the loop vectorises.
+        let word = ((c | 0x20).wrapping_sub(b'a') < 26) | (c.wrapping_sub(b'0') < 10) | (c == b'_');
+        *h = u8::from(word) << 7;
     }
-    (word, any_non_ascii)
+    let mut bits = 0u64;
+    for (k, chunk) in high.chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        bits |= (x.wrapping_mul(0x0002_0408_1020_4081) >> 56) << (8 * k);
+    }
+    bits
 }
 
 /// Token starts of a view, for [`View::token_index`]: bit `j` of
@@ -2147,16 +2134,21 @@ mod tests {
 
     #[test]
     fn word_bits_match_the_byte_table() {
-        for c in 0u8..0x80 {
-            for j in 0..8 {
-                for filler in [0u8, b'a', b'_', 0x7f] {
-                    let mut x = [filler; 8];
-                    x[j] = c;
-                    let bits = ascii_word_bits(u64::from_le_bytes(x));
-                    for (k, &b) in x.iter().enumerate() {
-                        assert_eq!((bits >> k) & 1, ASCII_WORD_BYTE[b as usize] as u64, "{x:?}");
+        // Every byte value at every place of a block, among fillers of each
+        // class, in full and short blocks.
+        let t = ASCII_WORD_BYTE;
+        for c in 0..=255u8 {
+            for j in [0, 7, 8, 31, 62, 63] {
+                for filler in [0u8, b'a', b'_', 0x7f, 0xc3] {
+                    for len in [j + 1, 64] {
+                        let mut block = vec![filler; len];
+                        block[j] = c;
+                        let bits = word_bits(&block);
+                        for (k, &b) in block.iter().enumerate() {
+                            assert_eq!(bits >> k & 1, t[b as usize] as u64, "{block:?}");
+                        }
+                        assert_eq!(bits.checked_shr(len as u32).unwrap_or(0), 0);
                     }
-                    assert_eq!(bits >> 8, 0);
                 }
             }
         }

@@ -5,7 +5,7 @@
 //! construction. Weights are stored as data (`patterns/injection/model.bin`):
 //! a small header and one `i8` per hashed dimension.
 
-use crate::canon::{is_cjk, is_word};
+use crate::canon::{is_cjk, is_word, word_bits};
 use crate::error::Error;
 
 /// A pluggable scorer over canonical text (the linear model today; an ONNX
@@ -46,34 +46,6 @@ const ASCII_WORD: [bool; 256] = {
     }
     t
 };
-
-/// Bit `i` set when byte `i` of `block` (at most 64 bytes) is an ASCII word
-/// byte: alphanumeric or `_`.
-#[inline]
-fn word_bits(block: &[u8]) -> u64 {
-    let mut buf = [0u8; 64];
-    let block: &[u8; 64] = match block.try_into() {
-        Ok(full) => full,
-        Err(_) => {
-            buf[..block.len()].copy_from_slice(block);
-            &buf
-        }
-    };
-    // A compare per byte into an array, which the compiler vectorises,
-    // then eight high bits at a time gathered by a multiply.
-    let mut high = [0u8; 64];
-    for (h, &c) in high.iter_mut().zip(block) {
-        // Non-short-circuit ors, so that the loop vectorises.
-        let word = ((c | 0x20).wrapping_sub(b'a') < 26) | (c.wrapping_sub(b'0') < 10) | (c == b'_');
-        *h = u8::from(word) << 7;
-    }
-    let mut bits = 0u64;
-    for (k, chunk) in high.chunks_exact(8).enumerate() {
-        let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        bits |= (x.wrapping_mul(0x0002_0408_1020_4081) >> 56) << (8 * k);
-    }
-    bits
-}
 
 /// The 8 bytes of `b` from `i` as a little-endian word, zero past the end.
 #[inline(always)]
