@@ -217,28 +217,43 @@ fn ascii_word_blocks(b: &[u8]) -> (Vec<u64>, bool) {
 /// byte: alphanumeric or `_` (never a byte of a non-ASCII character).
 #[inline]
 pub(crate) fn word_bits(block: &[u8]) -> u64 {
-    let mut buf = [0u8; 64];
-    let block: &[u8; 64] = match block.try_into() {
-        Ok(full) => full,
-        Err(_) => {
-            buf[..block.len()].copy_from_slice(block);
-            &buf
+    padded(block, |block| {
+        // A compare per byte into an array, which the compiler vectorises,
+        // then packed.
+        let mut high = [0u8; 64];
+        for (h, &c) in high.iter_mut().zip(block) {
+            // Non-short-circuit ors, so that the loop vectorises.
+            let word =
+                ((c | 0x20).wrapping_sub(b'a') < 26) | (c.wrapping_sub(b'0') < 10) | (c == b'_');
+            *h = u8::from(word) << 7;
         }
-    };
-    // A compare per byte into an array, which the compiler vectorises,
-    // then eight high bits at a time gathered by a multiply.
-    let mut high = [0u8; 64];
-    for (h, &c) in high.iter_mut().zip(block) {
-        // Non-short-circuit ors, so that the loop vectorises.
-        let word = ((c | 0x20).wrapping_sub(b'a') < 26) | (c.wrapping_sub(b'0') < 10) | (c == b'_');
-        *h = u8::from(word) << 7;
+        pack_high_bits(&high)
+    })
+}
+
+/// `f` of `block` (at most 64 bytes) as a full block, padded with zeros.
+#[inline(always)]
+pub(crate) fn padded<T>(block: &[u8], f: impl FnOnce(&[u8; 64]) -> T) -> T {
+    match block.try_into() {
+        Ok(full) => f(full),
+        Err(_) => {
+            let mut buf = [0u8; 64];
+            buf[..block.len()].copy_from_slice(block);
+            f(&buf)
+        }
     }
-    let mut bits = 0u64;
-    for (k, chunk) in high.chunks_exact(8).enumerate() {
-        let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        bits |= (x.wrapping_mul(0x0002_0408_1020_4081) >> 56) << (8 * k);
-    }
-    bits
+}
+
+/// The high bit of each of 64 bytes, bit `i` from byte `i` (eight at a
+/// time, gathered by a multiply).
+#[inline(always)]
+pub(crate) fn pack_high_bits(high: &[u8; 64]) -> u64 {
+    high.chunks_exact(8)
+        .enumerate()
+        .fold(0, |bits, (k, chunk)| {
+            let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+            bits | (x.wrapping_mul(0x0002_0408_1020_4081) >> 56) << (8 * k)
+        })
 }
 
 /// Token starts of a view, for [`View::token_index`]: bit `j` of

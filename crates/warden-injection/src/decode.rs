@@ -6,7 +6,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 
-use crate::canon::{mostly_printable, Input, Map};
+use crate::canon::{mostly_printable, pack_high_bits, padded, Input, Map};
 
 const B64: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
@@ -625,15 +625,7 @@ impl Classes {
         let mut carry = 0;
         for k in 0..n {
             let bytes = b.get(k * 64..b.len().min(k * 64 + 64)).unwrap_or_default();
-            let mut padded = [0u8; 64];
-            let block: &[u8; 64] = match bytes.try_into() {
-                Ok(full) => full,
-                Err(_) => {
-                    padded[..bytes.len()].copy_from_slice(bytes);
-                    &padded
-                }
-            };
-            let [l, e, x] = block_classes(block);
+            let [l, e, x] = padded(bytes, block_classes);
             c.letters.push(l);
             c.starts.push(l & !(l << 1 | carry));
             c.ends.push(e);
@@ -649,7 +641,7 @@ impl Classes {
 #[inline]
 fn block_classes(block: &[u8; 64]) -> [u64; 3] {
     // A compare per byte into arrays, which the compiler vectorises, then
-    // eight high bits at a time gathered by a multiply.
+    // packed.
     let (mut letter, mut end, mut b64) = ([0u8; 64], [0u8; 64], [0u8; 64]);
     for i in 0..64 {
         let c = block[i];
@@ -661,15 +653,7 @@ fn block_classes(block: &[u8; 64]) -> [u64; 3] {
         let sym = (c == b'+') | (c == b'/') | (c == b'=') | (c == b'-') | (c == b'_');
         b64[i] = u8::from(alpha | (c.wrapping_sub(b'0') < 10) | sym) << 7;
     }
-    let pack = |high: &[u8; 64]| {
-        high.chunks_exact(8)
-            .enumerate()
-            .fold(0u64, |bits, (k, chunk)| {
-                let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-                bits | (x.wrapping_mul(0x0002_0408_1020_4081) >> 56) << (8 * k)
-            })
-    };
-    [pack(&letter), pack(&end), pack(&b64)]
+    [letter, end, b64].map(|high| pack_high_bits(&high))
 }
 
 /// Bit `j` set when bytes `j..j + MIN_RUN` of the block whose mask is
