@@ -1282,19 +1282,27 @@ fn camel_boundaries(view: &View, word: &[u64], original: &str) -> Vec<usize> {
 
 /// Calls `f(start, end)` for every maximal run of ASCII word bytes
 /// (alphanumeric or `_`) of at least `MIN_LEN` bytes; `word` is
-/// [`ascii_word_blocks`] of `b`. Bit p of a block pair survives the
-/// shift-and steps when bytes p..p+MIN_LEN all are word bytes, so prose,
-/// which has no such run in almost every block, costs a few operations per
-/// 64 bytes.
-fn for_long_word_runs<const MIN_LEN: usize>(
+/// [`ascii_word_blocks`] of `b`.
+fn for_long_word_runs<const MIN_LEN: usize>(b: &[u8], word: &[u64], f: impl FnMut(usize, usize)) {
+    for_long_runs::<MIN_LEN>(b, word, |c| c.is_ascii_alphanumeric() || c == b'_', f);
+}
+
+/// Calls `f(start, end)` for every maximal run of at least `MIN_LEN` bytes
+/// that `in_run` accepts, in order; `mask` has the bit of every such byte
+/// (bit `j` of entry `k` for byte `64k + j`). Bit p of a block pair
+/// survives the shift-and steps when bytes p..p+MIN_LEN are all set, so
+/// prose, which has no such run in almost every block, costs a few
+/// operations per 64 bytes.
+pub(crate) fn for_long_runs<const MIN_LEN: usize>(
     b: &[u8],
-    word: &[u64],
+    mask: &[u64],
+    in_run: impl Fn(u8) -> bool,
     mut f: impl FnMut(usize, usize),
 ) {
     const { assert!(MIN_LEN >= 1 && MIN_LEN <= 64) };
     let mut next_free = 0;
-    for k in 0..word.len() {
-        let mut r = u128::from(word[k]) | (u128::from(word.get(k + 1).copied().unwrap_or(0)) << 64);
+    for k in 0..mask.len() {
+        let mut r = u128::from(mask[k]) | (u128::from(mask.get(k + 1).copied().unwrap_or(0)) << 64);
         let mut have = 1;
         while have < MIN_LEN {
             let shift = have.min(MIN_LEN - have);
@@ -1308,7 +1316,7 @@ fn for_long_word_runs<const MIN_LEN: usize>(
             if p < next_free {
                 continue;
             }
-            let (s, e) = run_around(b, p, |c| c.is_ascii_alphanumeric() || c == b'_');
+            let (s, e) = run_around(b, p, &in_run);
             next_free = e;
             f(s, e);
         }

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 
-use crate::canon::{mostly_printable, pack_high_bits, padded, Input, Map};
+use crate::canon::{for_long_runs, mostly_printable, pack_high_bits, padded, Input, Map};
 
 const B64: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
@@ -91,30 +91,14 @@ pub(crate) fn find_payloads(input: &Input, budget: &mut usize) -> Vec<Input> {
             });
         };
 
-    // base64 / base32 / hex runs of `MIN_RUN` or more bytes: a bit of
-    // `runs` marks where `MIN_RUN` alphabet bytes in a row begin, and each
-    // such place widens to its whole run.
+    // base64 / base32 / hex runs of `MIN_RUN` or more bytes, found from the
+    // alphabet mask.
     let classes = Classes::new(bytes);
-    let mut floor = 0;
-    for k in 0..classes.b64.len() {
-        let next = classes.b64.get(k + 1).copied().unwrap_or(0);
-        let mut runs = min_runs(classes.b64[k], next) & !range_mask(k, 0, floor);
-        while runs != 0 {
-            let probe = k * 64 + runs.trailing_zeros() as usize;
-            // The first such place after `floor` is where its run starts.
-            let start = probe;
-            let end = bytes[probe..]
-                .iter()
-                .position(|&b| !is_b64_byte(b))
-                .map_or(bytes.len(), |p| probe + p);
-            if let Some((layer, decoded)) = decode_run(&bytes[start..end]) {
-                push(layer, decoded, start, end, &mut out);
-            }
-            // The next run starts after `end` (a non-run byte or the end).
-            floor = end;
-            runs &= !range_mask(k, 0, floor);
+    for_long_runs::<MIN_RUN>(bytes, &classes.b64, is_b64_byte, |start, end| {
+        if let Some((layer, decoded)) = decode_run(&bytes[start..end]) {
+            push(layer, decoded, start, end, &mut out);
         }
-    }
+    });
 
     // Percent-encoding: whitespace-delimited chunks with at least 3 escapes.
     if memchr::memchr(b'%', bytes).is_some() {
@@ -654,19 +638,6 @@ fn block_classes(block: &[u8; 64]) -> [u64; 3] {
         b64[i] = u8::from(alpha | (c.wrapping_sub(b'0') < 10) | sym) << 7;
     }
     [letter, end, b64].map(|high| pack_high_bits(&high))
-}
-
-/// Bit `j` set when bytes `j..j + MIN_RUN` of the block whose mask is
-/// `this` (followed by `next`) are all set: where such a run begins.
-#[inline]
-fn min_runs(this: u64, next: u64) -> u64 {
-    const { assert!(MIN_RUN == 16) };
-    let mut r = u128::from(this) | u128::from(next) << 64;
-    r &= r >> 1;
-    r &= r >> 2;
-    r &= r >> 4;
-    r &= r >> 8;
-    r as u64
 }
 
 #[cfg(test)]
