@@ -75,6 +75,11 @@ pub struct RuleSpec {
     /// Regex: literal prefilter; the regex runs only when one of these occurs.
     #[serde(default)]
     pub keywords: Vec<String>,
+    /// Regex: a second literal prefilter, for a regex every match of which
+    /// holds a literal of each list: it then runs only when one of these
+    /// occurs too.
+    #[serde(default)]
+    pub keywords_also: Vec<String>,
     /// Fire only when some decode layer found an encoded payload.
     #[serde(default)]
     pub requires_payload: bool,
@@ -160,6 +165,16 @@ enum Role {
     Object,
     Phrase,
     Keyword,
+    /// A literal of a regex rule's `keywords_also`.
+    KeywordAlso,
+}
+
+impl Role {
+    /// Regex prefilter literals: plain substrings, never matched on the
+    /// folded view, not words of the lexicon.
+    fn is_keyword(self) -> bool {
+        matches!(self, Role::Keyword | Role::KeywordAlso)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -208,14 +223,12 @@ pub(crate) struct RuleSet {
 fn glue_words(lex: &Lexicon) -> Result<Glue, Error> {
     let mut open: HashMap<&str, bool> = HashMap::new();
     for (pattern, terms) in lex.patterns.iter().zip(&lex.terms) {
-        let right_open = terms
-            .iter()
-            .any(|t| t.role != Role::Keyword && !t.right_bound);
+        let right_open = terms.iter().any(|t| !t.role.is_keyword() && !t.right_bound);
         // Words of prose only: not the letters of `[inst]` or `<|im_start|>`.
         let prose = pattern
             .bytes()
             .all(|c| c.is_ascii_alphabetic() || matches!(c, b' ' | b'-' | b'\''));
-        if !prose || terms.iter().all(|t| t.role == Role::Keyword) {
+        if !prose || terms.iter().all(|t| t.role.is_keyword()) {
             continue;
         }
         let words: Vec<&str> = pattern
@@ -276,7 +289,7 @@ fn glue_words(lex: &Lexicon) -> Result<Glue, Error> {
 fn term_pieces(lex: &Lexicon) -> (Vec<String>, Vec<(bool, bool)>) {
     let mut ends: HashMap<&str, (bool, bool)> = HashMap::new();
     for (pattern, terms) in lex.patterns.iter().zip(&lex.terms) {
-        let terms = terms.iter().filter(|t| t.role != Role::Keyword);
+        let terms = terms.iter().filter(|t| !t.role.is_keyword());
         let (mut any, mut left_open, mut right_open) = (false, false, false);
         for t in terms {
             any = true;
@@ -488,7 +501,11 @@ impl RuleSet {
                         if spec.regex.is_none() {
                             return Err(err("regex rule needs a regex".into()));
                         }
+                        if !spec.keywords_also.is_empty() && spec.keywords.is_empty() {
+                            return Err(err("keywords_also needs keywords".into()));
+                        }
                         lists.push((&spec.keywords, Role::Keyword));
+                        lists.push((&spec.keywords_also, Role::KeywordAlso));
                     }
                 }
                 for (list, role) in lists {
@@ -500,7 +517,7 @@ impl RuleSet {
                             return Err(err(format!("empty term {raw:?}")));
                         }
                         // Prefilter keywords are plain literals; only lexicon terms are word-bounded.
-                        let bounded = spec.bounded && role != Role::Keyword;
+                        let bounded = spec.bounded && !role.is_keyword();
                         // A term that starts (ends) with punctuation has its
                         // boundary in it: `new instructions:reply` matches.
                         let first = body.chars().next().filter(|&c| is_word(c) && !is_cjk(c));
@@ -689,7 +706,11 @@ impl RuleSet {
                 }
                 RuleKind::Proximity => proximity(rule_idx, rule, group, view, out),
                 RuleKind::Regex => {
-                    if view.folded {
+                    let has = |role| group.iter().any(|g| g.1 == role);
+                    if view.folded
+                        || !has(Role::Keyword)
+                        || !rule.spec.keywords_also.is_empty() && !has(Role::KeywordAlso)
+                    {
                         continue;
                     }
                     if let Some(re) = &rule.regex {
@@ -875,9 +896,16 @@ mod tests {
             let mut patterns = Vec::new();
             for pack in crate::builtin_packs().expect("builtin packs") {
                 for r in &pack.rules {
-                    for raw in [&r.verbs, &r.scopes, &r.objects, &r.phrases, &r.keywords]
-                        .into_iter()
-                        .flatten()
+                    for raw in [
+                        &r.verbs,
+                        &r.scopes,
+                        &r.objects,
+                        &r.phrases,
+                        &r.keywords,
+                        &r.keywords_also,
+                    ]
+                    .into_iter()
+                    .flatten()
                     {
                         let body = canon_term(raw.trim_matches('*'));
                         if let Some(f) = fold_term(&body) {
