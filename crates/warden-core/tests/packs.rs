@@ -211,3 +211,45 @@ fn malformed_next_gates_are_rejected_at_load() {
         assert!(err.to_string().contains(want), "{src}: {err}");
     }
 }
+
+/// `inside` finds a literal that ends a word before a number (a compound
+/// such as `Hauptstraße 42`), which the word-start lookup cannot, and only
+/// there.
+#[test]
+fn inside_literals_end_the_word_before_a_number() {
+    let regex = r"\b[A-Z][a-z]+(?:weg|stra\xC3\x9Fe) [0-9]{1,4}\b";
+    let lits = r#"literals = ["weg", "stra\u00DFe"], before = 20, after = 6"#;
+    let scan = |prefilter: &str, text: &str| {
+        let pack = Pack::parse(&one_rule_pack(regex, prefilter), "inside.toml").unwrap();
+        let scanner = Scanner::builder().pack(pack).build().unwrap();
+        scanner
+            .scan(text)
+            .iter()
+            .map(|f| text[f.start..f.end].to_string())
+            .collect::<Vec<_>>()
+    };
+    let inside = format!("inside = true, {lits}");
+    let text = "an Lindenweg 3 und Hauptstraße 42, nicht Lindenweg heute";
+    assert_eq!(scan(&inside, text), ["Lindenweg 3", "Hauptstraße 42"]);
+    // At word starts only (the default), the compounds are not found.
+    assert!(scan(lits, text).is_empty());
+    // A number right after the literal, or a literal that is a whole word,
+    // is not the place.
+    assert!(scan(&inside, "Lindenweg3 and the weg 5").is_empty());
+}
+
+#[test]
+fn malformed_inside_prefilters_are_rejected_at_load() {
+    let cases = [
+        r#"inside = true, word = true, literals = ["weg"]"#,
+        r#"inside = true, glued = true, literals = ["weg"]"#,
+        r#"inside = true, literals = ["eg"]"#,
+        r#"inside = true, digits = { min = 2 }"#,
+    ];
+    for prefilter in cases {
+        let src = one_rule_pack("weg", prefilter);
+        let built = Pack::parse(&src, "inside.toml").and_then(|p| Scanner::builder().pack(p).build());
+        let err = built.expect_err(prefilter);
+        assert!(err.to_string().contains("inside = true"), "{prefilter}: {err}");
+    }
+}

@@ -237,6 +237,17 @@ impl Pack {
                     "prefilter `context = true` needs context.words".into(),
                 ));
             }
+            if pf.inside
+                && (pf.literals.is_empty()
+                    || pf.word
+                    || pf.glued
+                    || pf.literals.iter().any(|l| l.len() < 3))
+            {
+                return Err(fail(
+                    "prefilter `inside = true` needs `literals` of three bytes or more (not whole words, not glued)"
+                        .into(),
+                ));
+            }
             if pf.glued && (pf.context || pf.word) {
                 return Err(fail(
                     "prefilter `glued = true` needs `literals` (not whole words) or `digits`"
@@ -293,6 +304,7 @@ impl Pack {
                     }),
                     context: r.prefilter.context,
                     glued: r.prefilter.glued,
+                    inside: r.prefilter.inside,
                     next: r.prefilter.next,
                     before: r.prefilter.before,
                     after: r.prefilter.after,
@@ -429,6 +441,12 @@ pub struct Prefilter {
     /// holds. For values whose checksum or distinctive prefix keeps
     /// look-alikes out.
     pub glued: bool,
+    /// Look for the literals only inside words, as the last part of a
+    /// compound that a space and a number follow (the `straße` of
+    /// `Hauptstraße 42`), and run the regex there with its `before` window.
+    /// The scanner checks the word before each digit run, so this costs
+    /// nothing elsewhere.
+    pub inside: bool,
     /// A byte class (`'[A-Z:,\n]'`) that must come right after a literal
     /// anchor and any spaces or tabs: the person cues ("customer", "thanks")
     /// are mostly followed by a lower-case word, which this rules out
@@ -604,6 +622,8 @@ mod raw {
         pub context: bool,
         #[serde(default)]
         pub glued: bool,
+        #[serde(default)]
+        pub inside: bool,
         #[serde(default)]
         pub next: Option<String>,
         #[serde(default = "default_before")]

@@ -676,7 +676,7 @@ impl Scan<'_> {
     /// anything; most words are then rejected by their first three letters
     /// without finding their end.
     fn tokens(&mut self) {
-        let digits_wanted = !self.inner.digit_rules.is_empty();
+        let digits_wanted = !self.inner.digit_rules.is_empty() || !self.inner.suffixes.is_empty();
         // First byte not yet consumed by a digit run.
         let mut resume = 0;
         for k in 0..self.word_starts.len() {
@@ -725,6 +725,13 @@ impl Scan<'_> {
     /// The digit run starting at `i`: try the digit-anchored rules whose
     /// gates it passes. Returns the end of the run.
     fn digit_run(&mut self, i: usize) -> usize {
+        if i >= 4 && self.text[i - 1] == b' ' && !self.inner.suffixes.is_empty() {
+            // The literals have three bytes or more (checked at load).
+            let k = super::suffix_bit(&self.text[i - 4..i - 1]);
+            if self.inner.suffix_bloom[k / 64] >> (k % 64) & 1 == 1 {
+                self.word_suffixes(i - 1);
+            }
+        }
         let inner = self.inner;
         let rules = &inner.digit_rules;
         let text = self.text;
@@ -777,6 +784,26 @@ impl Scan<'_> {
             }
         }
         end
+    }
+
+    /// `inside` rules whose literal ends the word that ends at `end`, inside
+    /// it (`Hauptstraße` before ` 42`): each runs with the literal as its
+    /// anchor, so its `before` window takes in the rest of the word.
+    #[inline(never)]
+    fn word_suffixes(&mut self, end: usize) {
+        let inner = self.inner;
+        let text = self.text;
+        for (lit, r) in &inner.suffixes {
+            let Some(start) = end.checked_sub(lit.len()) else {
+                continue;
+            };
+            // Inside a word: a letter, digit or byte of a non-ASCII letter
+            // comes before.
+            let inside = start > 0 && (is_word(text[start - 1]) || text[start - 1] >= 0x80);
+            if inside && text[start..end] == lit[..] {
+                self.try_rule(*r, start, end);
+            }
+        }
     }
 
     /// Rule `r` of a `glued` rule at the literal `start..end`; when it finds

@@ -61,6 +61,12 @@ struct Inner {
     /// Gates of the rules anchored on digit runs, by ascending minimum
     /// digit count.
     digit_rules: Vec<engine::DigitGate>,
+    /// Literals of `inside` rules, looked for at the end of the word before
+    /// a digit run, and the rule of each.
+    suffixes: Vec<(Box<[u8]>, usize)>,
+    /// A bit per [`suffix_bit`] of the literals' last three bytes: most
+    /// words before a number end otherwise, and cost one test.
+    suffix_bloom: [u64; 4],
     /// Letter-first literals of `glued` rules, looked for inside words, and
     /// per literal the rules to try.
     glued: Option<(AhoCorasick, Vec<Vec<usize>>)>,
@@ -392,6 +398,7 @@ impl Scanner {
             add_pattern(&mut patterns, &mut lit_targets, lit, ci, target);
         };
         let mut digit_rules = Vec::new();
+        let mut suffixes = Vec::new();
         let mut context_rules = Vec::new();
         let mut glued_lits: Vec<String> = Vec::new();
         let mut glued_targets: Vec<Vec<usize>> = Vec::new();
@@ -400,6 +407,11 @@ impl Scanner {
             match r.anchor {
                 // Literals that start with a letter are looked up per word
                 // (cheap) unless they must match inside words.
+                Anchor::Literal if spec.prefilter.inside => {
+                    for lit in &spec.prefilter.literals {
+                        suffixes.push((Box::from(lit.as_bytes()), i));
+                    }
+                }
                 Anchor::Literal => {
                     for lit in &spec.prefilter.literals {
                         let letter_first =
@@ -508,6 +520,16 @@ impl Scanner {
                 single_bytes,
                 words,
                 digit_rules,
+                suffix_bloom: suffixes.iter().fold(
+                    [0u64; 4],
+                    |mut bloom, (lit, _): &(Box<[u8]>, usize)| {
+                        if let Some(k) = lit.len().checked_sub(3).map(|k| suffix_bit(&lit[k..])) {
+                            bloom[k / 64] |= 1 << (k % 64);
+                        }
+                        bloom
+                    },
+                ),
+                suffixes,
                 context_rules,
                 allow,
                 deny,
@@ -712,6 +734,14 @@ fn compile_rule(p: &Pack, spec: &RuleSpec) -> Result<Rule, Error> {
         glued: pf.glued,
         next,
     })
+}
+
+/// The bit of [`Inner::suffix_bloom`] for a word ending in the three bytes
+/// `tail`.
+#[inline]
+fn suffix_bit(tail: &[u8]) -> usize {
+    let key = tail.iter().fold(0u32, |k, &b| k << 8 | u32::from(b));
+    (key.wrapping_mul(0x9E37_79B1) >> 24) as usize
 }
 
 /// The bytes a one-byte regex class such as `[A-Z:,\n]` matches.
