@@ -248,8 +248,12 @@ fn malformed_inside_prefilters_are_rejected_at_load() {
     ];
     for prefilter in cases {
         let src = one_rule_pack("weg", prefilter);
-        let built = Pack::parse(&src, "inside.toml").and_then(|p| Scanner::builder().pack(p).build());
+        let built =
+            Pack::parse(&src, "inside.toml").and_then(|p| Scanner::builder().pack(p).build());
         let err = built.expect_err(prefilter);
-        assert!(err.to_string().contains("inside = true"), "{prefilter}: {err}");
+        assert!(
+            err.to_string().contains("inside = true"),
+            "{prefilter}: {err}"
+        );
     }
 }
