@@ -76,6 +76,11 @@ const HELP: &[(&str, &str, &str)] = &[
         "Upstream failures by route and kind.",
     ),
     (
+        "warden_guard_cache_total",
+        "counter",
+        "Guard results served from the cache (hit) or computed (miss).",
+    ),
+    (
         "warden_upstream_latency_seconds",
         "histogram",
         "Vendor latency to response headers.",
@@ -95,6 +100,19 @@ impl Metrics {
                 Some(v) => *v += by,
                 None => {
                     c.insert(key(name, labels), by);
+                }
+            }
+        }
+    }
+
+    /// Set a counter kept elsewhere (the guard-result cache counts its own
+    /// hits) to its current value.
+    pub fn set(&self, name: &'static str, labels: &[(&'static str, &str)], value: u64) {
+        if let Ok(mut c) = self.counters.lock() {
+            match find(&mut c, name, labels) {
+                Some(v) => *v = value,
+                None => {
+                    c.insert(key(name, labels), value);
                 }
             }
         }

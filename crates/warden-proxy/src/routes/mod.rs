@@ -870,14 +870,10 @@ pub(crate) async fn metrics(
         )],
         {
             let (hits, misses) = state.engines.cache_stats();
-            let mut text = state.metrics.render();
-            text.push_str(&format!(
-                "# HELP warden_guard_cache_total Guard results served from the cache (hit) or computed (miss).\n\
-                 # TYPE warden_guard_cache_total counter\n\
-                 warden_guard_cache_total{{result=\"hit\"}} {hits}\n\
-                 warden_guard_cache_total{{result=\"miss\"}} {misses}\n"
-            ));
-            text
+            let m = &state.metrics;
+            m.set("warden_guard_cache_total", &[("result", "hit")], hits);
+            m.set("warden_guard_cache_total", &[("result", "miss")], misses);
+            m.render()
         },
     )
         .into_response()
