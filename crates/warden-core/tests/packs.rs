@@ -236,6 +236,22 @@ fn inside_literals_end_the_word_before_a_number() {
     // A number right after the literal, or a literal that is a whole word,
     // is not the place.
     assert!(scan(&inside, "Lindenweg3 and the weg 5").is_empty());
+    // `case_insensitive` holds for them as for other literals.
+    let upper = r"\b[A-Z]+(?:WEG|weg) [0-9]{1,4}\b";
+    let pack = |ci: &str| {
+        let src = one_rule_pack(upper, &format!("inside = true, {ci}{lits}"));
+        Scanner::builder()
+            .pack(Pack::parse(&src, "inside.toml").unwrap())
+            .build()
+            .unwrap()
+    };
+    assert!(pack("").scan("an LINDENWEG 3").is_empty());
+    assert_eq!(
+        pack("case_insensitive = true, ")
+            .scan("an LINDENWEG 3")
+            .len(),
+        1
+    );
 }
 
 #[test]

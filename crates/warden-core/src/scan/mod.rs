@@ -409,7 +409,9 @@ impl Scanner {
                 // (cheap) unless they must match inside words.
                 Anchor::Literal if spec.prefilter.inside => {
                     for lit in &spec.prefilter.literals {
-                        suffixes.push((Box::from(lit.as_bytes()), i));
+                        for v in case_variants(lit, spec.prefilter.case_insensitive) {
+                            suffixes.push((Box::from(v.as_bytes()), i));
+                        }
                     }
                 }
                 Anchor::Literal => {
