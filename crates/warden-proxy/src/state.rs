@@ -46,6 +46,10 @@ impl AppState {
             .connect_timeout(Duration::from_millis(cfg.limits.connect_timeout_ms))
             .read_timeout(Duration::from_millis(cfg.limits.read_timeout_ms))
             .pool_max_idle_per_host(256)
+            // A redirect from the vendor would re-send the (redacted) prompt, or an
+            // identity-provider fetch, to a host nobody configured: never follow one.
+            // The client gets the vendor's 3xx as an upstream error instead.
+            .redirect(reqwest::redirect::Policy::none())
             .https_only(false)
             .build()
             .map_err(|e| ConfigError::Engine {

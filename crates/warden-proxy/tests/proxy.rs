@@ -734,6 +734,29 @@ async fn blocked_requests_never_reach_the_vendor() {
 }
 
 #[tokio::test]
+async fn upstream_redirects_are_not_followed() {
+    let (vendor, v) = start_vendor().await;
+    let p = start_proxy(&v, |_| {}).await;
+    let r = post(
+        &p.url("/v1/chat/completions"),
+        json!({"model": "redirect", "messages": [{"role": "user", "content": format!("mail {EMAIL}")}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 307);
+    assert!(
+        r.headers().get("location").is_none(),
+        "vendor Location leaked to the client"
+    );
+    assert_eq!(
+        vendor.count(),
+        1,
+        "the proxy followed the vendor's redirect"
+    );
+    p.run.stop().await;
+    v.stop().await;
+}
+
+#[tokio::test]
 async fn upstream_failures() {
     let (_vendor, v) = start_vendor().await;
     let p = start_proxy(&v, |_| {}).await;

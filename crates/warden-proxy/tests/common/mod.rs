@@ -10,6 +10,7 @@
 //! - `broken`: streams a little, then drops the connection;
 //! - `stall`: streams half, then goes silent for 3 s (read timeout mid-stream);
 //! - `error500`: answers 500 with a vendor error;
+//! - `redirect`: answers 307 to the same URL (a client that follows it loops);
 //! - `thinking`: Anthropic reply with a signed thinking block before the text;
 //! - `finish_with_text`: Chat stream whose last text piece carries the `finish_reason`;
 //! - `legacy_tool`: like `tool`, as a deprecated Chat `function_call` (first call only).
@@ -224,6 +225,14 @@ async fn handle(
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"error": {"message": "vendor exploded", "type": "server_error"}})),
+        )
+            .into_response();
+    }
+    if model == "redirect" {
+        return (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(axum::http::header::LOCATION, path.clone())],
+            Json(json!({"error": {"message": "moved", "type": "redirect"}})),
         )
             .into_response();
     }
