@@ -269,6 +269,22 @@ fn now_rfc3339() -> String {
 }
 
 /// Reads the last line of an existing log and returns (next seq, last hash).
+/// Lines in `file` (the last one counts when unterminated), read in blocks.
+fn line_count(file: &mut File) -> std::io::Result<u64> {
+    file.seek(SeekFrom::Start(0))?;
+    let (mut lines, mut last) = (0u64, b'\n');
+    let mut block = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut block)?;
+        if n == 0 {
+            break;
+        }
+        lines += block[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        last = block[n - 1];
+    }
+    Ok(lines + u64::from(last != b'\n'))
+}
+
 fn last_record(file: &mut File, path: &Path) -> Result<(u64, String), AuditError> {
     let io = |source| AuditError::Io {
         path: path.to_path_buf(),
@@ -298,20 +314,15 @@ fn last_record(file: &mut File, path: &Path) -> Result<(u64, String), AuditError
     let body = tail.strip_suffix(b"\n").unwrap_or(&tail);
     let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let last = &body[start..];
-    // Line number of the last line, for the error message only.
-    let line_no = {
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        let mut n = 0u64;
-        for l in BufReader::new(&mut *file).split(b'\n') {
-            l.map_err(io)?;
-            n += 1;
+    // The last line's number is for the error message only: counting the lines
+    // reads the whole log, so a healthy log (any size) opens in one tail read.
+    let mut corrupt = |reason: String| {
+        let line = line_count(file).unwrap_or(0);
+        AuditError::Corrupt {
+            path: path.to_path_buf(),
+            line,
+            reason,
         }
-        n
-    };
-    let corrupt = |reason: String| AuditError::Corrupt {
-        path: path.to_path_buf(),
-        line: line_no,
-        reason,
     };
     if !ends_with_newline {
         return Err(corrupt("last line is not terminated (torn write?)".into()));

@@ -184,6 +184,18 @@ fn torn_last_line_refuses_to_continue() {
 }
 
 #[test]
+fn corrupt_last_line_is_named_by_number() {
+    let (_d, path) = write_log(4);
+    let mut s = std::fs::read_to_string(&path).expect("read");
+    s.push_str("not a record\n");
+    std::fs::write(&path, s).expect("write");
+    match AuditLog::open(&path, Fsync::Never) {
+        Err(AuditError::Corrupt { line, .. }) => assert_eq!(line, 5),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
 fn concurrent_appends_form_one_chain() {
     let (_d, path) = write_log(0);
     let log = Arc::new(AuditLog::open(&path, Fsync::Never).expect("open"));
