@@ -578,14 +578,9 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
     let src = input.text.as_str();
     let mut signals = Signals::default();
     let mut payloads = Vec::new();
-    let mut b = Builder {
-        text: String::with_capacity(src.len()),
-        spans: Vec::with_capacity(src.len()),
-        identity: true,
-        last_space: false,
-    };
     // Plain ASCII (most prompts) has no hidden channels, invisible
-    // characters or compatibility forms: one byte loop, no char table.
+    // characters or compatibility forms: one byte loop, no char table, and
+    // no span map (eight bytes per input byte) unless runs collapse.
     if src.is_ascii() {
         let bytes = src.as_bytes();
         let (flat, runs) = ascii_flat(bytes);
@@ -595,13 +590,24 @@ pub(crate) fn canonicalize(input: &Input) -> Canonical {
             confusable: false,
         };
         if !runs {
-            b.text = String::from_utf8(flat).unwrap_or_default();
+            let b = Builder {
+                text: String::from_utf8(flat).unwrap_or_default(),
+                spans: Vec::new(),
+                identity: true,
+                last_space: false,
+            };
             return finish(input, b, signals, payloads, fold);
         }
         let (text, pieces) = collapse_runs(&flat);
         let text = String::from_utf8(text).unwrap_or_default();
         return finish_pieces(input, text, pieces, signals, payloads, fold);
     }
+    let mut b = Builder {
+        text: String::with_capacity(src.len()),
+        spans: Vec::with_capacity(src.len()),
+        identity: true,
+        last_space: false,
+    };
     // Both leet tests see non-ASCII bytes as non-letters, except that a
     // symbol's neighbours are whole characters.
     let mut fold = Leet {
