@@ -268,7 +268,6 @@ fn now_rfc3339() -> String {
         .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
-/// Reads the last line of an existing log and returns (next seq, last hash).
 /// Lines in `file` (the last one counts when unterminated), read in blocks.
 fn line_count(file: &mut File) -> std::io::Result<u64> {
     file.seek(SeekFrom::Start(0))?;
@@ -285,6 +284,7 @@ fn line_count(file: &mut File) -> std::io::Result<u64> {
     Ok(lines + u64::from(last != b'\n'))
 }
 
+/// Reads the last line of an existing log and returns (next seq, last hash).
 fn last_record(file: &mut File, path: &Path) -> Result<(u64, String), AuditError> {
     let io = |source| AuditError::Io {
         path: path.to_path_buf(),

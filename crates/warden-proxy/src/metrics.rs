@@ -95,24 +95,29 @@ const HELP: &[(&str, &str, &str)] = &[
 impl Metrics {
     /// Add `by` to a counter.
     pub fn inc(&self, name: &'static str, labels: &[(&'static str, &str)], by: u64) {
-        if let Ok(mut c) = self.counters.lock() {
-            match find(&mut c, name, labels) {
-                Some(v) => *v += by,
-                None => {
-                    c.insert(key(name, labels), by);
-                }
-            }
-        }
+        self.update(name, labels, |v| *v += by);
     }
 
     /// Set a counter kept elsewhere (the guard-result cache counts its own
     /// hits) to its current value.
     pub fn set(&self, name: &'static str, labels: &[(&'static str, &str)], value: u64) {
+        self.update(name, labels, |v| *v = value);
+    }
+
+    /// Apply `f` to a counter, created at zero when new.
+    fn update(
+        &self,
+        name: &'static str,
+        labels: &[(&'static str, &str)],
+        f: impl FnOnce(&mut u64),
+    ) {
         if let Ok(mut c) = self.counters.lock() {
             match find(&mut c, name, labels) {
-                Some(v) => *v = value,
+                Some(v) => f(v),
                 None => {
-                    c.insert(key(name, labels), value);
+                    let mut v = 0;
+                    f(&mut v);
+                    c.insert(key(name, labels), v);
                 }
             }
         }
