@@ -219,9 +219,11 @@ pub async fn run(
             format!("cannot listen on {listen}: {e}"),
         ))
     })?;
+    // The bound address, so that `--listen 127.0.0.1:0` tells its port.
+    let addr = listener.local_addr().unwrap_or(listen);
     tracing::info!(
         event = "listening",
-        addr = %listen,
+        addr = %addr,
         tls = state.cfg.tls.is_some(),
         store = state.store.kind(),
         "warden serve listening"
