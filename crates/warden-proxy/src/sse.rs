@@ -1432,15 +1432,28 @@ impl ResponsesStream {
                 Some("response.output_item.added"),
                 &json!({"type": "response.output_item.added", "output_index": output_index, "item": pending}),
             );
+            // The event sequence of a vendor's own text item: the SDKs' stream
+            // helpers add text only to a content part announced before it.
+            let part = json!({"type": "output_text", "text": "", "annotations": []});
+            emit_json(
+                out,
+                Some("response.content_part.added"),
+                &json!({"type": "response.content_part.added", "item_id": mid, "output_index": output_index, "content_index": 0, "part": part}),
+            );
             emit_json(
                 out,
                 Some("response.output_text.delta"),
-                &json!({"type": "response.output_text.delta", "item_id": mid, "output_index": output_index, "content_index": 0, "delta": text}),
+                &json!({"type": "response.output_text.delta", "item_id": mid, "output_index": output_index, "content_index": 0, "delta": text, "logprobs": []}),
             );
             emit_json(
                 out,
                 Some("response.output_text.done"),
-                &json!({"type": "response.output_text.done", "item_id": mid, "output_index": output_index, "content_index": 0, "text": text}),
+                &json!({"type": "response.output_text.done", "item_id": mid, "output_index": output_index, "content_index": 0, "text": text, "logprobs": []}),
+            );
+            emit_json(
+                out,
+                Some("response.content_part.done"),
+                &json!({"type": "response.content_part.done", "item_id": mid, "output_index": output_index, "content_index": 0, "part": item["content"][0]}),
             );
             emit_json(
                 out,

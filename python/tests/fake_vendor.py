@@ -1,0 +1,309 @@
+"""A fake LLM vendor on loopback for the SDK conformance tests (`test_sdk.py`).
+
+It speaks OpenAI Chat Completions, OpenAI Responses and Anthropic Messages,
+streaming (chunked SSE, one write per event, as the vendors send them) and
+not, with the event sequences the real APIs send. What it answers is set by
+the request's `model`:
+
+* `echo`: text, "You said: " and the last user message (so placeholders
+  Warden put there come back, split across stream chunks);
+* `tool`: the last user message is a JSON tool call `{"name", "arguments"}`
+  and the answer is that call (so a placeholder in the arguments comes back
+  inside the call's JSON).
+
+Every request body is kept in `seen`, so a test can check what reached the
+vendor.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+JSON = dict[str, Any]
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def last_user_text(path: str, body: JSON) -> str:
+    """The text of the last user turn of a request body."""
+    if path.endswith("/responses"):
+        items = body.get("input")
+        if isinstance(items, str):
+            return items
+        turns = items if isinstance(items, list) else []
+    else:
+        turns = body.get("messages", [])
+    for turn in reversed(turns):
+        if isinstance(turn, dict) and turn.get("role") == "user":
+            return _text_of(turn.get("content"))
+    return ""
+
+
+def pieces(s: str, n: int) -> list[str]:
+    """`s` cut every `n` characters: placeholders end up split across events."""
+    return [s[i : i + n] for i in range(0, len(s), n)]
+
+
+def _sse(data: JSON) -> bytes:
+    return f"data: {json.dumps(data)}\n\n".encode()
+
+
+def _event(name: str, data: JSON) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def _tool(text: str) -> tuple[str, str]:
+    spec = json.loads(text)
+    return spec["name"], json.dumps(spec["arguments"])
+
+
+def chat(model: str, text: str, stream: bool) -> JSON | list[bytes]:
+    """A Chat Completions answer: the JSON body, or the SSE events."""
+    tool = _tool(text) if model == "tool" else None
+    reply = f"You said: {text}"
+    if not stream:
+        message: JSON = {"role": "assistant", "content": None if tool else reply, "refusal": None}
+        if tool:
+            message["tool_calls"] = [
+                {"id": "call_0", "type": "function", "function": {"name": tool[0], "arguments": tool[1]}}
+            ]
+        return {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": "tool_calls" if tool else "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+
+    def chunk(delta: JSON, finish: str | None) -> bytes:
+        return _sse(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            }
+        )
+
+    events = [chunk({"role": "assistant", "content": "" if not tool else None}, None)]
+    if tool:
+        first = {"index": 0, "id": "call_0", "type": "function", "function": {"name": tool[0], "arguments": ""}}
+        events.append(chunk({"tool_calls": [first]}, None))
+        for p in pieces(tool[1], 5):
+            events.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}, None))
+        events.append(chunk({}, "tool_calls"))
+    else:
+        events += [chunk({"content": p}, None) for p in pieces(reply, 4)]
+        events.append(chunk({}, "stop"))
+    events.append(b"data: [DONE]\n\n")
+    return events
+
+
+def messages(model: str, text: str, stream: bool) -> JSON | list[bytes]:
+    """An Anthropic Messages answer."""
+    tool = _tool(text) if model == "tool" else None
+    reply = f"You said: {text}"
+    stop = "tool_use" if tool else "end_turn"
+    if not stream:
+        block: JSON = (
+            {"type": "tool_use", "id": "toolu_0", "name": tool[0], "input": json.loads(tool[1])}
+            if tool
+            else {"type": "text", "text": reply}
+        )
+        return {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [block],
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 1, "output_tokens": 1},
+        }
+    start: JSON = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 1, "output_tokens": 1},
+    }
+    events = [_event("message_start", {"type": "message_start", "message": start}), _event("ping", {"type": "ping"})]
+    if tool:
+        cb: JSON = {"type": "tool_use", "id": "toolu_0", "name": tool[0], "input": {}}
+        deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces(tool[1], 5)]
+    else:
+        cb = {"type": "text", "text": ""}
+        deltas = [{"type": "text_delta", "text": p} for p in pieces(reply, 4)]
+    events.append(_event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": cb}))
+    events += [
+        _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": d}) for d in deltas
+    ]
+    events.append(_event("content_block_stop", {"type": "content_block_stop", "index": 0}))
+    events.append(
+        _event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": 5},
+            },
+        )
+    )
+    events.append(_event("message_stop", {"type": "message_stop"}))
+    return events
+
+
+def responses(model: str, text: str, stream: bool, n: int) -> JSON | list[bytes]:
+    """An OpenAI Responses answer (`n` makes the response id unique)."""
+    tool = _tool(text) if model == "tool" else None
+    reply = f"You said: {text}"
+    if tool:
+        item: JSON = {
+            "type": "function_call",
+            "id": "fc_0",
+            "call_id": "call_0",
+            "name": tool[0],
+            "arguments": tool[1],
+            "status": "completed",
+        }
+    else:
+        item = {
+            "type": "message",
+            "id": "msg_0",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": reply, "annotations": []}],
+        }
+    resp: JSON = {
+        "id": f"resp_{n}",
+        "object": "response",
+        "created_at": 1,
+        "status": "completed",
+        "model": model,
+        "output": [item],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+    }
+    if not stream:
+        return resp
+    seq = iter(range(1_000_000))
+
+    def ev(kind: str, data: JSON) -> bytes:
+        return _event(kind, {"type": kind, "sequence_number": next(seq), **data})
+
+    created = {**resp, "status": "in_progress", "output": []}
+    events = [ev("response.created", {"response": created}), ev("response.in_progress", {"response": created})]
+    if tool:
+        added = {**item, "arguments": "", "status": "in_progress"}
+        events.append(ev("response.output_item.added", {"output_index": 0, "item": added}))
+        for p in pieces(tool[1], 5):
+            events.append(
+                ev("response.function_call_arguments.delta", {"item_id": "fc_0", "output_index": 0, "delta": p})
+            )
+        events.append(
+            ev(
+                "response.function_call_arguments.done",
+                {"item_id": "fc_0", "output_index": 0, "arguments": tool[1]},
+            )
+        )
+    else:
+        added = {**item, "status": "in_progress", "content": []}
+        part: JSON = {"type": "output_text", "text": "", "annotations": []}
+        at = {"item_id": "msg_0", "output_index": 0, "content_index": 0}
+        events.append(ev("response.output_item.added", {"output_index": 0, "item": added}))
+        events.append(ev("response.content_part.added", {**at, "part": part}))
+        events += [ev("response.output_text.delta", {**at, "delta": p, "logprobs": []}) for p in pieces(reply, 4)]
+        events.append(ev("response.output_text.done", {**at, "text": reply, "logprobs": []}))
+        events.append(ev("response.content_part.done", {**at, "part": {**part, "text": reply}}))
+    events.append(ev("response.output_item.done", {"output_index": 0, "item": item}))
+    events.append(ev("response.completed", {"response": resp}))
+    return events
+
+
+class FakeVendor:
+    """The vendor's HTTP server, serving on a free loopback port until `stop`."""
+
+    def __init__(self) -> None:
+        self.seen: list[JSON] = []
+        self._lock = threading.Lock()
+        vendor = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with vendor._lock:
+                    vendor.seen.append(body)
+                    n = len(vendor.seen)
+                model, stream = body.get("model", "echo"), bool(body.get("stream"))
+                text = last_user_text(self.path, body)
+                if self.path.endswith("/chat/completions"):
+                    answer = chat(model, text, stream)
+                elif self.path.endswith("/messages"):
+                    answer = messages(model, text, stream)
+                elif self.path.endswith("/responses"):
+                    answer = responses(model, text, stream, n)
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                if isinstance(answer, dict):
+                    raw = json.dumps(answer).encode()
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(raw)))
+                    self.end_headers()
+                    self.wfile.write(raw)
+                    return
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for e in answer:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(e), e))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def raw_seen(self) -> Iterator[str]:
+        """Every request body that reached the vendor, as JSON text."""
+        with self._lock:
+            yield from (json.dumps(b) for b in self.seen)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
