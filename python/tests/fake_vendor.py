@@ -9,7 +9,9 @@ the request's `model`:
   Warden put there come back, split across stream chunks);
 * `tool`: the last user message is a JSON tool call `{"name", "arguments"}`
   and the answer is that call (so a placeholder in the arguments comes back
-  inside the call's JSON).
+  inside the call's JSON);
+* `broken`: as `echo`, but a stream stops halfway: the connection closes
+  without the end of the chunked body.
 
 Every request body is kept in `seen`, so a test can check what reached the
 vendor.
@@ -263,6 +265,8 @@ class FakeVendor:
                     vendor.seen.append(body)
                     n = len(vendor.seen)
                 model, stream = body.get("model", "echo"), bool(body.get("stream"))
+                broken = model == "broken"
+                model = "echo" if broken else model
                 text = last_user_text(self.path, body)
                 if self.path.endswith("/chat/completions"):
                     answer = chat(model, text, stream)
@@ -284,9 +288,12 @@ class FakeVendor:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
-                for e in answer:
+                for e in answer[: len(answer) // 2] if broken else answer:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(e), e))
                     self.wfile.flush()
+                if broken:
+                    self.close_connection = True
+                    return
                 self.wfile.write(b"0\r\n\r\n")
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

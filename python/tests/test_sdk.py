@@ -12,6 +12,7 @@ of a fake vendor on loopback (`fake_vendor.py`).
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 from collections.abc import Iterator
@@ -292,3 +293,82 @@ def test_messages_blocked_request_raises_bad_request(claude: anthropic.Anthropic
     assert body["error"]["type"] == "invalid_request_error"
     assert body["error"]["message"].startswith("request blocked by Warden")
     assert any("override.en" in r for r in body["error"]["warden_reasons"])
+
+
+# --- An agent's loop: the call, its result, the next turn ------------------------------
+
+PLACEHOLDER = re.compile(r"<EMAIL_[0-9a-f]+>")
+
+
+def test_chat_agent_loop_keeps_values_out_of_the_vendor(oai: openai.OpenAI, vendor: FakeVendor) -> None:
+    """The agent sends back the assistant turn as the SDK gave it (with the real
+    e-mail in the call's arguments) and the tool's result (with the e-mail
+    again): the vendor sees neither, and one placeholder throughout."""
+    messages: list[Any] = [{"role": "user", "content": refund(ALLOWED)}]
+    first = oai.chat.completions.create(model="tool", messages=messages, tools=CHAT_TOOLS)
+    first_body = vendor.seen[-1]
+    call = (first.choices[0].message.tool_calls or [])[0]
+    messages.append(first.choices[0].message.model_dump(exclude_none=True))
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": f"Refunded; receipt sent to {EMAIL}."})
+    messages.append({"role": "user", "content": "Thanks, please confirm."})
+    second = oai.chat.completions.create(model="echo", messages=messages, tools=CHAT_TOOLS)
+    assert second.choices[0].message.content == "You said: Thanks, please confirm."
+    raw = json.dumps(vendor.seen[-1])
+    assert EMAIL not in raw
+    # In the user turn, the call's arguments and the tool result; the same as in the first request.
+    assert len(PLACEHOLDER.findall(raw)) == 3
+    assert set(PLACEHOLDER.findall(raw)) == set(PLACEHOLDER.findall(json.dumps(first_body)))
+
+
+def test_messages_agent_loop_keeps_values_out_of_the_vendor(
+    claude: anthropic.Anthropic, vendor: FakeVendor
+) -> None:
+    kw: Any = {"model": "tool", "max_tokens": 64, "tools": ANTHROPIC_TOOLS}
+    messages: list[Any] = [{"role": "user", "content": refund(ALLOWED)}]
+    first = claude.messages.create(messages=messages, **kw)
+    first_body = vendor.seen[-1]
+    use = next(b for b in first.content if b.type == "tool_use")
+    messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]})
+    result = {"type": "tool_result", "tool_use_id": use.id, "content": f"Refunded; receipt sent to {EMAIL}."}
+    messages.append({"role": "user", "content": [result, {"type": "text", "text": "Thanks, please confirm."}]})
+    second = claude.messages.create(messages=messages, **{**kw, "model": "echo"})
+    assert second.content[0].type == "text" and second.content[0].text == "You said: Thanks, please confirm."
+    raw = json.dumps(vendor.seen[-1])
+    assert EMAIL not in raw
+    assert len(PLACEHOLDER.findall(raw)) == 3
+    assert set(PLACEHOLDER.findall(raw)) == set(PLACEHOLDER.findall(json.dumps(first_body)))
+
+
+# --- A vendor stream that breaks off -------------------------------------------------
+# Warden ends it with an error event in the vendor's shape: the SDK raises
+# instead of returning half an answer as if it were whole.
+
+
+def test_chat_broken_stream_raises(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.APIError, match="upstream stream failed"):
+        for _ in oai.chat.completions.create(
+            model="broken", messages=[{"role": "user", "content": PROMPT}], stream=True
+        ):
+            pass
+
+
+def test_responses_broken_stream_ends_with_an_error_event(oai: openai.OpenAI) -> None:
+    # The Responses stream helper hands `error` events to the caller (as the
+    # vendor's own would be) and has no final response without
+    # `response.completed`.
+    with oai.responses.stream(model="broken", input=PROMPT) as s:
+        events = list(s)
+        errors = [e for e in events if e.type == "error"]
+        assert len(errors) == 1 and errors[0] is events[-1]
+        assert errors[0].code == "upstream_stream_broken"
+        assert errors[0].message.startswith("upstream stream failed")
+        with pytest.raises(RuntimeError, match="response.completed"):
+            s.get_final_response()
+
+
+def test_messages_broken_stream_raises(claude: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.APIStatusError, match="upstream stream failed"):
+        with claude.messages.stream(
+            model="broken", max_tokens=64, messages=[{"role": "user", "content": PROMPT}]
+        ) as s:
+            s.get_final_message()
