@@ -259,6 +259,19 @@ class FakeVendor:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+            def do_GET(self) -> None:
+                if not self.path.endswith("/models"):
+                    self.send_error(404)
+                    return
+                raw = json.dumps(
+                    {"object": "list", "data": [{"id": "echo", "object": "model", "created": 1, "owned_by": "fake"}]}
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with vendor._lock:
@@ -268,7 +281,11 @@ class FakeVendor:
                 broken = model == "broken"
                 model = "echo" if broken else model
                 text = last_user_text(self.path, body)
-                if self.path.endswith("/chat/completions"):
+                if self.path.endswith("/embeddings"):
+                    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                    data = [{"object": "embedding", "index": i, "embedding": [0.5, 0.25]} for i in range(len(inputs))]
+                    answer: JSON | list[bytes] = {"object": "list", "data": data, "model": model}
+                elif self.path.endswith("/chat/completions"):
                     answer = chat(model, text, stream)
                 elif self.path.endswith("/messages"):
                     answer = messages(model, text, stream)

@@ -179,6 +179,17 @@ def test_chat_blocked_request_raises_bad_request(oai: openai.OpenAI) -> None:
     assert e.value.status_code == 400
 
 
+def test_embeddings_inputs_are_redacted(oai: openai.OpenAI, vendor: FakeVendor) -> None:
+    r = oai.embeddings.create(model="echo", input=[PROMPT, "no PII here"])
+    assert [d.index for d in r.data] == [0, 1]
+    vendor_saw_no_pii(vendor)
+    assert vendor.seen[-1]["input"][1] == "no PII here"
+
+
+def test_models_pass_through(oai: openai.OpenAI) -> None:
+    assert [m.id for m in oai.models.list()] == ["echo"]
+
+
 # --- OpenAI Responses ----------------------------------------------------------------
 
 
