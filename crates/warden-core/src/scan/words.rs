@@ -32,13 +32,25 @@ impl Hasher for WordHasher {
 /// callers compare the phrase itself before using an entry.
 #[inline]
 fn word_key(word: &[u8]) -> u64 {
+    let mix = |h: u64, x: u64| {
+        let h = (h ^ (x | 0x2020_2020_2020_2020)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^ (h >> 31)
+    };
     let mut h = (word.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    for chunk in word.chunks(8) {
+    let mut chunks = word.chunks_exact(8);
+    for chunk in &mut chunks {
         let mut b = [0u8; 8];
-        b[..chunk.len()].copy_from_slice(chunk);
-        h = (h ^ (u64::from_le_bytes(b) | 0x2020_2020_2020_2020))
-            .wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h ^= h >> 31;
+        b.copy_from_slice(chunk);
+        h = mix(h, u64::from_le_bytes(b));
+    }
+    // Byte by byte: copying a short tail into a buffer is a `memcpy` call.
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        let x = tail
+            .iter()
+            .rev()
+            .fold(0u64, |x, &b| (x << 8) | u64::from(b));
+        h = mix(h, x);
     }
     h
 }
