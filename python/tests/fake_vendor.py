@@ -8,8 +8,8 @@ the request's `model`:
 * `echo`: text, "You said: " and the last user message (so placeholders
   Warden put there come back, split across stream chunks);
 * `tool`: the last user message is a JSON tool call `{"name", "arguments"}`
-  and the answer is that call (so a placeholder in the arguments comes back
-  inside the call's JSON);
+  (or an array of them) and the answer is that call (so a placeholder in the
+  arguments comes back inside the call's JSON);
 * `broken`: as `echo`, but a stream stops halfway: the connection closes
   without the end of the chunked body.
 
@@ -64,147 +64,124 @@ def _event(name: str, data: JSON) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def _tool(text: str) -> tuple[str, str]:
+def _tools(model: str, text: str) -> list[tuple[str, str]]:
+    """The calls (name, JSON arguments) a `tool` model answers `text` with:
+    one for a JSON object, one per element for a JSON array."""
+    if model != "tool":
+        return []
     spec = json.loads(text)
-    return spec["name"], json.dumps(spec["arguments"])
+    return [(c["name"], json.dumps(c["arguments"])) for c in (spec if isinstance(spec, list) else [spec])]
 
 
-def chat(model: str, text: str, stream: bool) -> JSON | list[bytes]:
-    """A Chat Completions answer: the JSON body, or the SSE events."""
-    tool = _tool(text) if model == "tool" else None
+def chat(model: str, text: str, stream: bool, usage: bool = False) -> JSON | list[bytes]:
+    """A Chat Completions answer: the JSON body, or the SSE events (with a
+    last chunk of usage and no choices when `usage`, as `stream_options:
+    {"include_usage": true}` asks)."""
+    tools = _tools(model, text)
     reply = f"You said: {text}"
+    finish = "tool_calls" if tools else "stop"
     if not stream:
-        message: JSON = {"role": "assistant", "content": None if tool else reply, "refusal": None}
-        if tool:
+        message: JSON = {"role": "assistant", "content": None if tools else reply, "refusal": None}
+        if tools:
             message["tool_calls"] = [
-                {"id": "call_0", "type": "function", "function": {"name": tool[0], "arguments": tool[1]}}
+                {"id": f"call_{i}", "type": "function", "function": {"name": n, "arguments": a}}
+                for i, (n, a) in enumerate(tools)
             ]
         return {
             "id": "chatcmpl-1",
             "object": "chat.completion",
             "created": 1,
             "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": message,
-                    "logprobs": None,
-                    "finish_reason": "tool_calls" if tool else "stop",
-                }
-            ],
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
 
-    def chunk(delta: JSON, finish: str | None) -> bytes:
-        return _sse(
-            {
-                "id": "chatcmpl-1",
-                "object": "chat.completion.chunk",
-                "created": 1,
-                "model": model,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-            }
-        )
+    def chunk(choices: list[JSON], **extra: Any) -> bytes:
+        base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model}
+        return _sse({**base, "choices": choices, **extra})
 
-    events = [chunk({"role": "assistant", "content": "" if not tool else None}, None)]
-    if tool:
-        first = {"index": 0, "id": "call_0", "type": "function", "function": {"name": tool[0], "arguments": ""}}
-        events.append(chunk({"tool_calls": [first]}, None))
-        for p in pieces(tool[1], 5):
-            events.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}, None))
-        events.append(chunk({}, "tool_calls"))
-    else:
-        events += [chunk({"content": p}, None) for p in pieces(reply, 4)]
-        events.append(chunk({}, "stop"))
+    def delta(d: JSON, finish: str | None = None) -> bytes:
+        return chunk([{"index": 0, "delta": d, "logprobs": None, "finish_reason": finish}])
+
+    events = [delta({"role": "assistant", "content": None if tools else ""})]
+    for i, (n, a) in enumerate(tools):
+        first = {"index": i, "id": f"call_{i}", "type": "function", "function": {"name": n, "arguments": ""}}
+        events.append(delta({"tool_calls": [first]}))
+        events += [delta({"tool_calls": [{"index": i, "function": {"arguments": p}}]}) for p in pieces(a, 5)]
+    if not tools:
+        events += [delta({"content": p}) for p in pieces(reply, 4)]
+    events.append(delta({}, finish))
+    if usage:
+        events.append(chunk([], usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}))
     events.append(b"data: [DONE]\n\n")
     return events
 
 
 def messages(model: str, text: str, stream: bool) -> JSON | list[bytes]:
     """An Anthropic Messages answer."""
-    tool = _tool(text) if model == "tool" else None
+    tools = _tools(model, text)
     reply = f"You said: {text}"
-    stop = "tool_use" if tool else "end_turn"
-    if not stream:
-        block: JSON = (
-            {"type": "tool_use", "id": "toolu_0", "name": tool[0], "input": json.loads(tool[1])}
-            if tool
-            else {"type": "text", "text": reply}
-        )
-        return {
-            "id": "msg_1",
-            "type": "message",
-            "role": "assistant",
-            "model": model,
-            "content": [block],
-            "stop_reason": stop,
-            "stop_sequence": None,
-            "usage": {"input_tokens": 1, "output_tokens": 1},
-        }
-    start: JSON = {
+    stop = "tool_use" if tools else "end_turn"
+    blocks: list[JSON] = [
+        {"type": "tool_use", "id": f"toolu_{i}", "name": n, "input": json.loads(a)} for i, (n, a) in enumerate(tools)
+    ] or [{"type": "text", "text": reply}]
+    message: JSON = {
         "id": "msg_1",
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [],
-        "stop_reason": None,
+        "content": blocks,
+        "stop_reason": stop,
         "stop_sequence": None,
         "usage": {"input_tokens": 1, "output_tokens": 1},
     }
+    if not stream:
+        return message
+    start = {**message, "content": [], "stop_reason": None}
     events = [_event("message_start", {"type": "message_start", "message": start}), _event("ping", {"type": "ping"})]
-    if tool:
-        cb: JSON = {"type": "tool_use", "id": "toolu_0", "name": tool[0], "input": {}}
-        deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces(tool[1], 5)]
-    else:
-        cb = {"type": "text", "text": ""}
-        deltas = [{"type": "text_delta", "text": p} for p in pieces(reply, 4)]
-    events.append(_event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": cb}))
-    events += [
-        _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": d}) for d in deltas
-    ]
-    events.append(_event("content_block_stop", {"type": "content_block_stop", "index": 0}))
-    events.append(
-        _event(
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": stop, "stop_sequence": None},
-                "usage": {"output_tokens": 5},
-            },
-        )
-    )
+    for i, block in enumerate(blocks):
+        if block["type"] == "tool_use":
+            empty: JSON = {**block, "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces(tools[i][1], 5)]
+        else:
+            empty = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": p} for p in pieces(reply, 4)]
+        started = {"type": "content_block_start", "index": i, "content_block": empty}
+        events.append(_event("content_block_start", started))
+        events += [
+            _event("content_block_delta", {"type": "content_block_delta", "index": i, "delta": d}) for d in deltas
+        ]
+        events.append(_event("content_block_stop", {"type": "content_block_stop", "index": i}))
+    end: JSON = {"stop_reason": stop, "stop_sequence": None}
+    events.append(_event("message_delta", {"type": "message_delta", "delta": end, "usage": {"output_tokens": 5}}))
     events.append(_event("message_stop", {"type": "message_stop"}))
     return events
 
 
 def responses(model: str, text: str, stream: bool, n: int) -> JSON | list[bytes]:
     """An OpenAI Responses answer (`n` makes the response id unique)."""
-    tool = _tool(text) if model == "tool" else None
+    tools = _tools(model, text)
     reply = f"You said: {text}"
-    if tool:
-        item: JSON = {
-            "type": "function_call",
-            "id": "fc_0",
-            "call_id": "call_0",
-            "name": tool[0],
-            "arguments": tool[1],
-            "status": "completed",
-        }
-    else:
-        item = {
+    items: list[JSON] = [
+        {"type": "function_call", "id": f"fc_{i}", "call_id": f"call_{i}", "name": name, "arguments": a}
+        | {"status": "completed"}
+        for i, (name, a) in enumerate(tools)
+    ] or [
+        {
             "type": "message",
             "id": "msg_0",
             "status": "completed",
             "role": "assistant",
             "content": [{"type": "output_text", "text": reply, "annotations": []}],
         }
+    ]
     resp: JSON = {
         "id": f"resp_{n}",
         "object": "response",
         "created_at": 1,
         "status": "completed",
         "model": model,
-        "output": [item],
+        "output": items,
         "parallel_tool_calls": True,
         "tool_choice": "auto",
         "tools": [],
@@ -218,29 +195,24 @@ def responses(model: str, text: str, stream: bool, n: int) -> JSON | list[bytes]
 
     created = {**resp, "status": "in_progress", "output": []}
     events = [ev("response.created", {"response": created}), ev("response.in_progress", {"response": created})]
-    if tool:
-        added = {**item, "arguments": "", "status": "in_progress"}
-        events.append(ev("response.output_item.added", {"output_index": 0, "item": added}))
-        for p in pieces(tool[1], 5):
-            events.append(
-                ev("response.function_call_arguments.delta", {"item_id": "fc_0", "output_index": 0, "delta": p})
-            )
-        events.append(
-            ev(
-                "response.function_call_arguments.done",
-                {"item_id": "fc_0", "output_index": 0, "arguments": tool[1]},
-            )
-        )
-    else:
-        added = {**item, "status": "in_progress", "content": []}
-        part: JSON = {"type": "output_text", "text": "", "annotations": []}
-        at = {"item_id": "msg_0", "output_index": 0, "content_index": 0}
-        events.append(ev("response.output_item.added", {"output_index": 0, "item": added}))
-        events.append(ev("response.content_part.added", {**at, "part": part}))
-        events += [ev("response.output_text.delta", {**at, "delta": p, "logprobs": []}) for p in pieces(reply, 4)]
-        events.append(ev("response.output_text.done", {**at, "text": reply, "logprobs": []}))
-        events.append(ev("response.content_part.done", {**at, "part": {**part, "text": reply}}))
-    events.append(ev("response.output_item.done", {"output_index": 0, "item": item}))
+    for i, item in enumerate(items):
+        if item["type"] == "function_call":
+            at: JSON = {"item_id": item["id"], "output_index": i}
+            pending = {**item, "arguments": "", "status": "in_progress"}
+            events.append(ev("response.output_item.added", {"output_index": i, "item": pending}))
+            args = pieces(item["arguments"], 5)
+            events += [ev("response.function_call_arguments.delta", {**at, "delta": p}) for p in args]
+            events.append(ev("response.function_call_arguments.done", {**at, "arguments": item["arguments"]}))
+        else:
+            part: JSON = {"type": "output_text", "text": "", "annotations": []}
+            at = {"item_id": item["id"], "output_index": i, "content_index": 0}
+            pending = {**item, "status": "in_progress", "content": []}
+            events.append(ev("response.output_item.added", {"output_index": i, "item": pending}))
+            events.append(ev("response.content_part.added", {**at, "part": part}))
+            events += [ev("response.output_text.delta", {**at, "delta": p, "logprobs": []}) for p in pieces(reply, 4)]
+            events.append(ev("response.output_text.done", {**at, "text": reply, "logprobs": []}))
+            events.append(ev("response.content_part.done", {**at, "part": {**part, "text": reply}}))
+        events.append(ev("response.output_item.done", {"output_index": i, "item": item}))
     events.append(ev("response.completed", {"response": resp}))
     return events
 
@@ -286,7 +258,8 @@ class FakeVendor:
                     data = [{"object": "embedding", "index": i, "embedding": [0.5, 0.25]} for i in range(len(inputs))]
                     answer: JSON | list[bytes] = {"object": "list", "data": data, "model": model}
                 elif self.path.endswith("/chat/completions"):
-                    answer = chat(model, text, stream)
+                    usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                    answer = chat(model, text, stream, usage)
                 elif self.path.endswith("/messages"):
                     answer = messages(model, text, stream)
                 elif self.path.endswith("/responses"):
