@@ -11,6 +11,7 @@ of a fake vendor on loopback (`fake_vendor.py`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import os
@@ -62,10 +63,8 @@ def vendor() -> Iterator[FakeVendor]:
     v.stop()
 
 
-@pytest.fixture(scope="module")
-def proxy(vendor: FakeVendor, warden_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def serve(warden_bin: Path, vendor: FakeVendor, tmp: Path, *extra: str) -> Iterator[str]:
     """`warden serve` on a free loopback port; yields its base URL."""
-    tmp = tmp_path_factory.mktemp("serve")
     env = {**os.environ, "OPENAI_API_KEY": "sk-vendor", "ANTHROPIC_API_KEY": "sk-ant-vendor", "RUST_LOG": "info"}
     args = [
         str(warden_bin),
@@ -78,6 +77,7 @@ def proxy(vendor: FakeVendor, warden_bin: Path, tmp_path_factory: pytest.TempPat
         vendor.url,
         "--audit",
         str(tmp / "audit.jsonl"),
+        *extra,
     ]
     proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
@@ -94,6 +94,44 @@ def proxy(vendor: FakeVendor, warden_bin: Path, tmp_path_factory: pytest.TempPat
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def proxy(vendor: FakeVendor, warden_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Without authentication: loopback callers are the demo `support_agent`."""
+    yield from serve(warden_bin, vendor, tmp_path_factory.mktemp("serve"))
+
+
+def sha256(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def authed_proxy(vendor: FakeVendor, warden_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """With API keys: `agent-key` (support_agent), `auditor-key` (a role the
+    proxy does not admit); three requests per minute per principal."""
+    tmp = tmp_path_factory.mktemp("serve-auth")
+    config = tmp / "warden.toml"
+    config.write_text(
+        f"""
+[limits]
+requests_per_minute = 3
+
+[auth]
+allowed_roles = ["support_agent"]
+
+[[auth.api_keys]]
+name = "agent"
+sha256 = "{sha256("agent-key")}"
+roles = ["support_agent"]
+
+[[auth.api_keys]]
+name = "auditor"
+sha256 = "{sha256("auditor-key")}"
+roles = ["auditor"]
+"""
+    )
+    yield from serve(warden_bin, vendor, tmp, "--config", str(config))
 
 
 @pytest.fixture
@@ -440,3 +478,50 @@ def test_messages_broken_stream_raises(claude: anthropic.Anthropic) -> None:
             model="broken", max_tokens=64, messages=[{"role": "user", "content": PROMPT}]
         ) as s:
             s.get_final_message()
+
+
+# --- Authentication and limits: the SDKs' own exception classes ----------------------
+
+
+def test_unknown_key_is_an_authentication_error(authed_proxy: str) -> None:
+    oai = openai.OpenAI(base_url=f"{authed_proxy}/v1", api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        oai.chat.completions.create(model="echo", messages=[{"role": "user", "content": "hi"}])
+    claude = anthropic.Anthropic(base_url=authed_proxy, api_key="wrong", max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError):
+        claude.messages.create(model="echo", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+
+
+def test_role_not_admitted_is_a_permission_error(authed_proxy: str) -> None:
+    oai = openai.OpenAI(base_url=f"{authed_proxy}/v1", api_key="auditor-key", max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError):
+        oai.chat.completions.create(model="echo", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_rate_limit_is_a_rate_limit_error_with_retry_after(authed_proxy: str) -> None:
+    # The Anthropic SDK sends its key as `x-api-key`, the OpenAI SDK as a
+    # bearer token: both count for the same principal. Limits count per
+    # calendar minute, so a minute that ends mid-test resets the count once:
+    # the limit (3) is reached within seven requests whatever the clock says.
+    oai = openai.OpenAI(base_url=f"{authed_proxy}/v1", api_key="agent-key", max_retries=0)
+    claude = anthropic.Anthropic(base_url=authed_proxy, api_key="agent-key", max_retries=0)
+    m = claude.messages.create(model="echo", max_tokens=8, messages=[{"role": "user", "content": "one"}])
+    assert m.content[0].type == "text" and m.content[0].text == "You said: one"
+    ok = 1
+    limited: openai.RateLimitError | None = None
+    while limited is None and ok < 7:
+        try:
+            r = oai.chat.completions.create(model="echo", messages=[{"role": "user", "content": "again"}])
+            assert r.choices[0].message.content == "You said: again"
+            ok += 1
+        except openai.RateLimitError as e:
+            limited = e
+    assert limited is not None and ok >= 3
+    assert int(limited.response.headers["retry-after"]) > 0
+    for _ in range(4):
+        try:
+            claude.messages.create(model="echo", max_tokens=8, messages=[{"role": "user", "content": "more"}])
+        except anthropic.RateLimitError:
+            break
+    else:
+        pytest.fail("the Anthropic SDK never saw the rate limit")
