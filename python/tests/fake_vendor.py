@@ -73,10 +73,11 @@ def _tools(model: str, text: str) -> list[tuple[str, str]]:
     return [(c["name"], json.dumps(c["arguments"])) for c in (spec if isinstance(spec, list) else [spec])]
 
 
-def chat(model: str, text: str, stream: bool, usage: bool = False) -> JSON | list[bytes]:
+def chat(model: str, text: str, stream: bool, usage: bool = False, n: int = 1) -> JSON | list[bytes]:
     """A Chat Completions answer: the JSON body, or the SSE events (with a
     last chunk of usage and no choices when `usage`, as `stream_options:
-    {"include_usage": true}` asks)."""
+    {"include_usage": true}` asks). With `n` choices, each gets the same
+    answer; in a stream their chunks take turns."""
     tools = _tools(model, text)
     reply = f"You said: {text}"
     finish = "tool_calls" if tools else "stop"
@@ -84,15 +85,17 @@ def chat(model: str, text: str, stream: bool, usage: bool = False) -> JSON | lis
         message: JSON = {"role": "assistant", "content": None if tools else reply, "refusal": None}
         if tools:
             message["tool_calls"] = [
-                {"id": f"call_{i}", "type": "function", "function": {"name": n, "arguments": a}}
-                for i, (n, a) in enumerate(tools)
+                {"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": a}}
+                for i, (name, a) in enumerate(tools)
             ]
         return {
             "id": "chatcmpl-1",
             "object": "chat.completion",
             "created": 1,
             "model": model,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+            "choices": [
+                {"index": c, "message": message, "logprobs": None, "finish_reason": finish} for c in range(n)
+            ],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
 
@@ -100,17 +103,19 @@ def chat(model: str, text: str, stream: bool, usage: bool = False) -> JSON | lis
         base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model}
         return _sse({**base, "choices": choices, **extra})
 
-    def delta(d: JSON, finish: str | None = None) -> bytes:
-        return chunk([{"index": 0, "delta": d, "logprobs": None, "finish_reason": finish}])
+    def delta(d: JSON, finish: str | None = None) -> list[bytes]:
+        return [chunk([{"index": c, "delta": d, "logprobs": None, "finish_reason": finish}]) for c in range(n)]
 
-    events = [delta({"role": "assistant", "content": None if tools else ""})]
-    for i, (n, a) in enumerate(tools):
-        first = {"index": i, "id": f"call_{i}", "type": "function", "function": {"name": n, "arguments": ""}}
-        events.append(delta({"tool_calls": [first]}))
-        events += [delta({"tool_calls": [{"index": i, "function": {"arguments": p}}]}) for p in pieces(a, 5)]
+    events = delta({"role": "assistant", "content": None if tools else ""})
+    for i, (name, a) in enumerate(tools):
+        first = {"index": i, "id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": ""}}
+        events += delta({"tool_calls": [first]})
+        for p in pieces(a, 5):
+            events += delta({"tool_calls": [{"index": i, "function": {"arguments": p}}]})
     if not tools:
-        events += [delta({"content": p}) for p in pieces(reply, 4)]
-    events.append(delta({}, finish))
+        for p in pieces(reply, 4):
+            events += delta({"content": p})
+    events += delta({}, finish)
     if usage:
         events.append(chunk([], usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}))
     events.append(b"data: [DONE]\n\n")
@@ -259,7 +264,7 @@ class FakeVendor:
                     answer: JSON | list[bytes] = {"object": "list", "data": data, "model": model}
                 elif self.path.endswith("/chat/completions"):
                     usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                    answer = chat(model, text, stream, usage)
+                    answer = chat(model, text, stream, usage, int(body.get("n") or 1))
                 elif self.path.endswith("/messages"):
                     answer = messages(model, text, stream)
                 elif self.path.endswith("/responses"):

@@ -210,6 +210,32 @@ def test_chat_denied_call_becomes_text(oai: openai.OpenAI, stream: bool) -> None
     assert choice.finish_reason == "stop"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_chat_several_choices_each_restored_and_checked(oai: openai.OpenAI, stream: bool) -> None:
+    """`n=2`: both choices get their text restored; in a stream their chunks
+    alternate, so each choice needs its own restorer and its own held calls."""
+    r: ChatCompletion
+    t: ChatCompletion
+    texts: Any = [{"role": "user", "content": PROMPT}]
+    calls: Any = [{"role": "user", "content": two_calls()}]
+    if stream:
+        with oai.chat.completions.stream(model="echo", messages=texts, n=2) as s:
+            r = s.get_final_completion()
+        with oai.chat.completions.stream(model="tool", messages=calls, tools=CHAT_TOOLS, n=2) as s:
+            t = s.get_final_completion()
+    else:
+        r = oai.chat.completions.create(model="echo", messages=texts, n=2)
+        t = oai.chat.completions.create(model="tool", messages=calls, tools=CHAT_TOOLS, n=2)
+    assert [c.index for c in r.choices] == [0, 1]
+    assert [c.message.content for c in r.choices] == [f"You said: {PROMPT}"] * 2
+    assert [c.index for c in t.choices] == [0, 1]
+    for c in t.choices:
+        released = c.message.tool_calls or []
+        assert len(released) == 1 and released[0].type == "function"
+        assert args_of(released[0].function.arguments)["amount"] == ALLOWED
+        assert (c.message.content or "").startswith(DENIED)
+
+
 def two_calls() -> str:
     """A denied call first, then an allowed one: the allowed call is re-indexed
     from 0 in streams, so the SDK sees one whole call."""
