@@ -10,6 +10,7 @@ the request's `model`:
 * `tool`: the last user message is a JSON tool call `{"name", "arguments"}`
   (or an array of them) and the answer is that call (so a placeholder in the
   arguments comes back inside the call's JSON);
+* `thinking`: as `echo`, after a signed thinking block (Anthropic);
 * `broken`: as `echo`, but a stream stops halfway: the connection closes
   without the end of the chunked body.
 
@@ -73,6 +74,12 @@ def _tools(model: str, text: str) -> list[tuple[str, str]]:
     return [(c["name"], json.dumps(c["arguments"])) for c in (spec if isinstance(spec, list) else [spec])]
 
 
+# A signed thinking block that mentions a placeholder: Warden must pass it on
+# byte for byte (the signature covers it), never restore inside it.
+THINKING = "The user wrote <EMAIL_deadbeef>; I should answer politely."
+SIGNATURE = "EqQBCkgIARABGAIiQL7signature=="
+
+
 def chat(model: str, text: str, stream: bool, usage: bool = False, n: int = 1) -> JSON | list[bytes]:
     """A Chat Completions answer: the JSON body, or the SSE events (with a
     last chunk of usage and no choices when `usage`, as `stream_options:
@@ -130,6 +137,8 @@ def messages(model: str, text: str, stream: bool) -> JSON | list[bytes]:
     blocks: list[JSON] = [
         {"type": "tool_use", "id": f"toolu_{i}", "name": n, "input": json.loads(a)} for i, (n, a) in enumerate(tools)
     ] or [{"type": "text", "text": reply}]
+    if model == "thinking":
+        blocks.insert(0, {"type": "thinking", "thinking": THINKING, "signature": SIGNATURE})
     message: JSON = {
         "id": "msg_1",
         "type": "message",
@@ -145,9 +154,13 @@ def messages(model: str, text: str, stream: bool) -> JSON | list[bytes]:
     start = {**message, "content": [], "stop_reason": None}
     events = [_event("message_start", {"type": "message_start", "message": start}), _event("ping", {"type": "ping"})]
     for i, block in enumerate(blocks):
-        if block["type"] == "tool_use":
-            empty: JSON = {**block, "input": {}}
-            deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces(tools[i][1], 5)]
+        if block["type"] == "thinking":
+            empty: JSON = {"type": "thinking", "thinking": "", "signature": ""}
+            deltas = [{"type": "thinking_delta", "thinking": p} for p in pieces(THINKING, 6)]
+            deltas.append({"type": "signature_delta", "signature": SIGNATURE})
+        elif block["type"] == "tool_use":
+            empty = {**block, "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces(json.dumps(block["input"]), 5)]
         else:
             empty = {"type": "text", "text": ""}
             deltas = [{"type": "text_delta", "text": p} for p in pieces(reply, 4)]

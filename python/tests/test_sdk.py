@@ -23,7 +23,7 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from fake_vendor import FakeVendor
+from fake_vendor import SIGNATURE, THINKING, FakeVendor
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 
@@ -551,3 +551,17 @@ def test_rate_limit_is_a_rate_limit_error_with_retry_after(authed_proxy: str) ->
             break
     else:
         pytest.fail("the Anthropic SDK never saw the rate limit")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_messages_signed_thinking_passes_untouched(claude: anthropic.Anthropic, stream: bool) -> None:
+    kw: Any = {"model": "thinking", "max_tokens": 64, "messages": [{"role": "user", "content": PROMPT}]}
+    if stream:
+        with claude.messages.stream(**kw) as s:
+            r = s.get_final_message()
+    else:
+        r = claude.messages.create(**kw)
+    assert [b.type for b in r.content] == ["thinking", "text"]
+    thinking, text = r.content
+    assert thinking.type == "thinking" and thinking.thinking == THINKING and thinking.signature == SIGNATURE
+    assert text.type == "text" and text.text == f"You said: {PROMPT}"
