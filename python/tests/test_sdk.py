@@ -23,6 +23,7 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+import warden
 from fake_vendor import SIGNATURE, THINKING, FakeVendor
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
@@ -565,3 +566,32 @@ def test_messages_signed_thinking_passes_untouched(claude: anthropic.Anthropic, 
     thinking, text = r.content
     assert thinking.type == "thinking" and thinking.thinking == THINKING and thinking.signature == SIGNATURE
     assert text.type == "text" and text.text == f"You said: {PROMPT}"
+
+
+# --- In process: `import warden` around the SDK, no proxy ------------------------------
+
+
+def test_in_process_guard_around_the_sdk(
+    vendor: FakeVendor, scanner: warden.Scanner, policy: warden.Policy
+) -> None:
+    """What agent code does without the proxy: redact the messages, send them
+    with the SDK straight to the vendor, restore the streamed answer and the
+    call's arguments, and check the call before running it."""
+    client = openai.OpenAI(base_url=f"{vendor.url}/v1", api_key="sk-vendor", max_retries=0)
+    red = scanner.redact_json([{"role": "user", "content": PROMPT}])
+    stream = client.chat.completions.create(model="echo", messages=red.value, stream=True)
+    deltas = (c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert "".join(warden.restore_stream(red.vault, deltas)) == f"You said: {PROMPT}"
+    vendor_saw_no_pii(vendor)
+
+    red = scanner.redact_json([{"role": "user", "content": refund(ALLOWED)}], vault=red.vault)
+    r = client.chat.completions.create(model="tool", messages=red.value, tools=CHAT_TOOLS)
+    call = (r.choices[0].message.tool_calls or [])[0]
+    assert call.type == "function"
+    assert EMAIL not in call.function.arguments
+    arguments = args_of(red.vault.restore_json(call.function.arguments))
+    assert arguments["reason"] == f"asked by {EMAIL}"
+    verdict = policy.check_call("support_agent", call.function.name, arguments)
+    assert verdict.allowed, verdict.messages
+    denied = policy.check_call("support_agent", call.function.name, {**arguments, "amount": DENIED_AMOUNT})
+    assert not denied.allowed and "refund.within_refundable" in denied.rules
