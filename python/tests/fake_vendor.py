@@ -10,6 +10,8 @@ the request's `model`:
 * `tool`: the last user message is a JSON tool call `{"name", "arguments"}`
   (or an array of them) and the answer is that call (so a placeholder in the
   arguments comes back inside the call's JSON);
+* a Responses request with `previous_response_id` is answered as if it were
+  the request it continues (the vendor keeps history);
 * `thinking`: as `echo`, after a signed thinking block (Anthropic);
 * `broken`: as `echo`, but a stream stops halfway: the connection closes
   without the end of the chunked body.
@@ -240,6 +242,8 @@ class FakeVendor:
 
     def __init__(self) -> None:
         self.seen: list[JSON] = []
+        # Responses API: the user text of each response, by response id.
+        self.inputs: dict[str, str] = {}
         self._lock = threading.Lock()
         vendor = self
 
@@ -281,7 +285,11 @@ class FakeVendor:
                 elif self.path.endswith("/messages"):
                     answer = messages(model, text, stream)
                 elif self.path.endswith("/responses"):
-                    answer = responses(model, text, stream, n)
+                    # History at the vendor: a follow-up is answered from the
+                    # turn it continues, which this request does not carry.
+                    earlier = vendor.inputs.get(str(body.get("previous_response_id")))
+                    answer = responses(model, text if earlier is None else earlier, stream, n)
+                    vendor.inputs[f"resp_{n}"] = text
                 else:
                     self.send_error(404)
                     return

@@ -301,6 +301,25 @@ def test_responses_stream_text_is_restored(oai: openai.OpenAI, vendor: FakeVendo
 
 
 @pytest.mark.parametrize("stream", [False, True])
+def test_responses_follow_up_restores_values_from_the_earlier_turn(
+    oai: openai.OpenAI, vendor: FakeVendor, stream: bool
+) -> None:
+    """With history at the vendor, a follow-up's answer holds placeholders of
+    an earlier request: Warden keeps that request's vault by response id."""
+    first = oai.responses.create(model="echo", input=PROMPT)
+    follow_up: Response
+    if stream:
+        with oai.responses.stream(model="echo", input="Say it again.", previous_response_id=first.id) as s:
+            follow_up = s.get_final_response()
+    else:
+        follow_up = oai.responses.create(model="echo", input="Say it again.", previous_response_id=first.id)
+    # The follow-up carries no e-mail; the answer to it does, restored.
+    assert "<EMAIL_" not in json.dumps(vendor.seen[-1])
+    assert follow_up.output_text == f"You said: {PROMPT}"
+    assert not any(EMAIL in body for body in vendor.raw_seen())
+
+
+@pytest.mark.parametrize("stream", [False, True])
 def test_responses_allowed_call_carries_the_real_values(
     oai: openai.OpenAI, vendor: FakeVendor, stream: bool
 ) -> None:
