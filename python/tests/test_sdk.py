@@ -27,6 +27,7 @@ import warden
 from fake_vendor import SIGNATURE, THINKING, FakeVendor
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
+from anthropic.types import Message
 
 EMAIL = "jane.doe@example.com"
 PROMPT = f"Please write to {EMAIL} about order ord_1001."
@@ -157,6 +158,34 @@ def args_of(arguments: str | object) -> dict[str, Any]:
     assert isinstance(parsed, dict)
     return parsed
 
+def chat(oai: openai.OpenAI, stream: bool, **kw: Any) -> ChatCompletion:
+    """One Chat Completions call, through the SDK's stream helper (which
+    rebuilds the completion from the events) or not."""
+    if stream:
+        with oai.chat.completions.stream(**kw) as s:
+            return s.get_final_completion()
+    # `create` is overloaded on `stream`: with `**kw` its result is `Any`.
+    done: ChatCompletion = oai.chat.completions.create(**kw)
+    return done
+
+
+def respond(oai: openai.OpenAI, stream: bool, **kw: Any) -> Response:
+    """One Responses call, streamed through the SDK's helper or not."""
+    if stream:
+        with oai.responses.stream(**kw) as s:
+            return s.get_final_response()
+    done: Response = oai.responses.create(**kw)
+    return done
+
+
+def message(claude: anthropic.Anthropic, stream: bool, **kw: Any) -> Message:
+    """One Messages call, streamed through the SDK's helper or not."""
+    if stream:
+        with claude.messages.stream(**kw) as s:
+            return s.get_final_message()
+    done: Message = claude.messages.create(**kw)
+    return done
+
 
 # --- OpenAI Chat Completions ---------------------------------------------------------
 
@@ -180,12 +209,7 @@ def test_chat_stream_text_is_restored(oai: openai.OpenAI, vendor: FakeVendor) ->
 @pytest.mark.parametrize("stream", [False, True])
 def test_chat_allowed_call_carries_the_real_values(oai: openai.OpenAI, vendor: FakeVendor, stream: bool) -> None:
     messages: Any = [{"role": "user", "content": refund(ALLOWED)}]
-    r: ChatCompletion
-    if stream:
-        with oai.chat.completions.stream(model="tool", messages=messages, tools=CHAT_TOOLS) as s:
-            r = s.get_final_completion()
-    else:
-        r = oai.chat.completions.create(model="tool", messages=messages, tools=CHAT_TOOLS)
+    r = chat(oai, stream, model="tool", messages=messages, tools=CHAT_TOOLS)
     choice = r.choices[0]
     assert choice.finish_reason == "tool_calls"
     calls = choice.message.tool_calls or []
@@ -198,12 +222,7 @@ def test_chat_allowed_call_carries_the_real_values(oai: openai.OpenAI, vendor: F
 @pytest.mark.parametrize("stream", [False, True])
 def test_chat_denied_call_becomes_text(oai: openai.OpenAI, stream: bool) -> None:
     messages: Any = [{"role": "user", "content": refund(DENIED_AMOUNT)}]
-    r: ChatCompletion
-    if stream:
-        with oai.chat.completions.stream(model="tool", messages=messages, tools=CHAT_TOOLS) as s:
-            r = s.get_final_completion()
-    else:
-        r = oai.chat.completions.create(model="tool", messages=messages, tools=CHAT_TOOLS)
+    r = chat(oai, stream, model="tool", messages=messages, tools=CHAT_TOOLS)
     choice = r.choices[0]
     assert not choice.message.tool_calls
     assert (choice.message.content or "").startswith(DENIED)
@@ -215,18 +234,9 @@ def test_chat_denied_call_becomes_text(oai: openai.OpenAI, stream: bool) -> None
 def test_chat_several_choices_each_restored_and_checked(oai: openai.OpenAI, stream: bool) -> None:
     """`n=2`: both choices get their text restored; in a stream their chunks
     alternate, so each choice needs its own restorer and its own held calls."""
-    r: ChatCompletion
-    t: ChatCompletion
-    texts: Any = [{"role": "user", "content": PROMPT}]
-    calls: Any = [{"role": "user", "content": two_calls()}]
-    if stream:
-        with oai.chat.completions.stream(model="echo", messages=texts, n=2) as s:
-            r = s.get_final_completion()
-        with oai.chat.completions.stream(model="tool", messages=calls, tools=CHAT_TOOLS, n=2) as s:
-            t = s.get_final_completion()
-    else:
-        r = oai.chat.completions.create(model="echo", messages=texts, n=2)
-        t = oai.chat.completions.create(model="tool", messages=calls, tools=CHAT_TOOLS, n=2)
+    r = chat(oai, stream, model="echo", messages=[{"role": "user", "content": PROMPT}], n=2)
+    calls = [{"role": "user", "content": two_calls()}]
+    t = chat(oai, stream, model="tool", messages=calls, tools=CHAT_TOOLS, n=2)
     assert [c.index for c in r.choices] == [0, 1]
     assert [c.message.content for c in r.choices] == [f"You said: {PROMPT}"] * 2
     assert [c.index for c in t.choices] == [0, 1]
@@ -245,16 +255,11 @@ def two_calls() -> str:
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_chat_parallel_calls_one_denied(oai: openai.OpenAI, stream: bool) -> None:
-    messages: Any = [{"role": "user", "content": two_calls()}]
-    r: ChatCompletion
+    messages = [{"role": "user", "content": two_calls()}]
+    usage: Any = {"stream_options": {"include_usage": True}} if stream else {}
+    r = chat(oai, stream, model="tool", messages=messages, tools=CHAT_TOOLS, **usage)
     if stream:
-        with oai.chat.completions.stream(
-            model="tool", messages=messages, tools=CHAT_TOOLS, stream_options={"include_usage": True}
-        ) as s:
-            r = s.get_final_completion()
         assert r.usage is not None and r.usage.total_tokens == 2
-    else:
-        r = oai.chat.completions.create(model="tool", messages=messages, tools=CHAT_TOOLS)
     choice = r.choices[0]
     calls = choice.message.tool_calls or []
     assert len(calls) == 1 and calls[0].type == "function"
@@ -307,12 +312,7 @@ def test_responses_follow_up_restores_values_from_the_earlier_turn(
     """With history at the vendor, a follow-up's answer holds placeholders of
     an earlier request: Warden keeps that request's vault by response id."""
     first = oai.responses.create(model="echo", input=PROMPT)
-    follow_up: Response
-    if stream:
-        with oai.responses.stream(model="echo", input="Say it again.", previous_response_id=first.id) as s:
-            follow_up = s.get_final_response()
-    else:
-        follow_up = oai.responses.create(model="echo", input="Say it again.", previous_response_id=first.id)
+    follow_up = respond(oai, stream, model="echo", input="Say it again.", previous_response_id=first.id)
     # The follow-up carries no e-mail; the answer to it does, restored.
     assert "<EMAIL_" not in json.dumps(vendor.seen[-1])
     assert follow_up.output_text == f"You said: {PROMPT}"
@@ -323,12 +323,7 @@ def test_responses_follow_up_restores_values_from_the_earlier_turn(
 def test_responses_allowed_call_carries_the_real_values(
     oai: openai.OpenAI, vendor: FakeVendor, stream: bool
 ) -> None:
-    r: Response
-    if stream:
-        with oai.responses.stream(model="tool", input=refund(ALLOWED), tools=RESPONSES_TOOLS) as s:
-            r = s.get_final_response()
-    else:
-        r = oai.responses.create(model="tool", input=refund(ALLOWED), tools=RESPONSES_TOOLS)
+    r = respond(oai, stream, model="tool", input=refund(ALLOWED), tools=RESPONSES_TOOLS)
     calls = [o for o in r.output if o.type == "function_call"]
     assert len(calls) == 1 and calls[0].name == "issue_refund"
     assert args_of(calls[0].arguments)["reason"] == f"asked by {EMAIL}"
@@ -337,24 +332,14 @@ def test_responses_allowed_call_carries_the_real_values(
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_responses_denied_call_becomes_a_message(oai: openai.OpenAI, stream: bool) -> None:
-    r: Response
-    if stream:
-        with oai.responses.stream(model="tool", input=refund(DENIED_AMOUNT), tools=RESPONSES_TOOLS) as s:
-            r = s.get_final_response()
-    else:
-        r = oai.responses.create(model="tool", input=refund(DENIED_AMOUNT), tools=RESPONSES_TOOLS)
+    r = respond(oai, stream, model="tool", input=refund(DENIED_AMOUNT), tools=RESPONSES_TOOLS)
     assert not [o for o in r.output if o.type == "function_call"]
     assert r.output_text.startswith(DENIED)
 
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_responses_parallel_calls_one_denied(oai: openai.OpenAI, stream: bool) -> None:
-    r: Response
-    if stream:
-        with oai.responses.stream(model="tool", input=two_calls(), tools=RESPONSES_TOOLS) as s:
-            r = s.get_final_response()
-    else:
-        r = oai.responses.create(model="tool", input=two_calls(), tools=RESPONSES_TOOLS)
+    r = respond(oai, stream, model="tool", input=two_calls(), tools=RESPONSES_TOOLS)
     assert [o.type for o in r.output] == ["message", "function_call"]
     assert r.output_text.startswith(DENIED)
     call = r.output[1]
@@ -393,11 +378,7 @@ def test_messages_allowed_call_carries_the_real_values(
 ) -> None:
     kw: Any = {"model": "tool", "max_tokens": 64, "tools": ANTHROPIC_TOOLS}
     messages: Any = [{"role": "user", "content": refund(ALLOWED)}]
-    if stream:
-        with claude.messages.stream(messages=messages, **kw) as s:
-            r = s.get_final_message()
-    else:
-        r = claude.messages.create(messages=messages, **kw)
+    r = message(claude, stream, messages=messages, **kw)
     uses = [b for b in r.content if b.type == "tool_use"]
     assert len(uses) == 1 and uses[0].name == "issue_refund"
     assert args_of(uses[0].input)["reason"] == f"asked by {EMAIL}"
@@ -409,11 +390,7 @@ def test_messages_allowed_call_carries_the_real_values(
 def test_messages_denied_call_becomes_text(claude: anthropic.Anthropic, stream: bool) -> None:
     kw: Any = {"model": "tool", "max_tokens": 64, "tools": ANTHROPIC_TOOLS}
     messages: Any = [{"role": "user", "content": refund(DENIED_AMOUNT)}]
-    if stream:
-        with claude.messages.stream(messages=messages, **kw) as s:
-            r = s.get_final_message()
-    else:
-        r = claude.messages.create(messages=messages, **kw)
+    r = message(claude, stream, messages=messages, **kw)
     assert [b.type for b in r.content] == ["text"]
     assert r.content[0].type == "text" and r.content[0].text.startswith(DENIED)
     assert r.stop_reason == "end_turn"
@@ -423,11 +400,7 @@ def test_messages_denied_call_becomes_text(claude: anthropic.Anthropic, stream: 
 def test_messages_parallel_calls_one_denied(claude: anthropic.Anthropic, stream: bool) -> None:
     kw: Any = {"model": "tool", "max_tokens": 64, "tools": ANTHROPIC_TOOLS}
     messages: Any = [{"role": "user", "content": two_calls()}]
-    if stream:
-        with claude.messages.stream(messages=messages, **kw) as s:
-            r = s.get_final_message()
-    else:
-        r = claude.messages.create(messages=messages, **kw)
+    r = message(claude, stream, messages=messages, **kw)
     assert [b.type for b in r.content] == ["text", "tool_use"]
     assert r.content[0].type == "text" and r.content[0].text.startswith(DENIED)
     use = r.content[1]
@@ -576,11 +549,7 @@ def test_rate_limit_is_a_rate_limit_error_with_retry_after(authed_proxy: str) ->
 @pytest.mark.parametrize("stream", [False, True])
 def test_messages_signed_thinking_passes_untouched(claude: anthropic.Anthropic, stream: bool) -> None:
     kw: Any = {"model": "thinking", "max_tokens": 64, "messages": [{"role": "user", "content": PROMPT}]}
-    if stream:
-        with claude.messages.stream(**kw) as s:
-            r = s.get_final_message()
-    else:
-        r = claude.messages.create(**kw)
+    r = message(claude, stream, **kw)
     assert [b.type for b in r.content] == ["thinking", "text"]
     thinking, text = r.content
     assert thinking.type == "thinking" and thinking.thinking == THINKING and thinking.signature == SIGNATURE
