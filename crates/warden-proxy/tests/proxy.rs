@@ -1812,6 +1812,30 @@ async fn read_timeout_mid_stream_ends_the_stream_with_an_error() {
 }
 
 #[tokio::test]
+async fn a_client_that_hangs_up_mid_stream_is_audited() {
+    let (_vendor, v) = start_vendor().await;
+    let p = start_proxy(&v, |_| {}).await;
+    // The vendor relays half its events, then stalls: the client reads the
+    // first of them and hangs up while Warden waits for the rest.
+    let mut resp = post(&p.url("/v1/chat/completions"), json!({"model": "stall", "stream": true, "messages": [{"role": "user", "content": "tell me a story"}]})).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.chunk().await.unwrap().is_some());
+    drop(resp);
+    let dir = p.dir.path().to_path_buf();
+    // Shutdown waits for the request to end, however it ends.
+    p.run.stop().await;
+    let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    let records: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1, "{audit}");
+    assert_eq!(records[0]["data"]["outcome"], "client_disconnected");
+    assert_eq!(records[0]["data"]["status"], 499);
+    v.stop().await;
+}
+
+#[tokio::test]
 async fn needs_approval_then_approved_by_an_approver() {
     use sha2::Digest;
     let (_vendor, v) = start_vendor().await;
