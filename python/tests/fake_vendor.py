@@ -162,7 +162,9 @@ def messages(model: str, text: str, stream: bool) -> JSON | list[bytes]:
             deltas.append({"type": "signature_delta", "signature": SIGNATURE})
         elif block["type"] == "tool_use":
             empty = {**block, "input": {}}
-            deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces(json.dumps(block["input"]), 5)]
+            # Anthropic opens a tool's input with an empty piece.
+            parts = ["", *pieces(json.dumps(block["input"]), 5)]
+            deltas = [{"type": "input_json_delta", "partial_json": p} for p in parts]
         else:
             empty = {"type": "text", "text": ""}
             deltas = [{"type": "text_delta", "text": p} for p in pieces(reply, 4)]
