@@ -13,6 +13,9 @@ the request's `model`:
 * a Responses request with `previous_response_id` is answered as if it were
   the request it continues (the vendor keeps history);
 * `thinking`: as `echo`, after a signed thinking block (Anthropic);
+* `leak`: text made of every placeholder the vendor has seen so far, from
+  any request (a vendor that mixes conversations up, or a model talked into
+  repeating what it saw elsewhere);
 * `broken`: as `echo`, but a stream stops halfway: the connection closes
   without the end of the chunked body.
 
@@ -23,6 +26,7 @@ vendor.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -244,6 +248,8 @@ class FakeVendor:
 
     def __init__(self) -> None:
         self.seen: list[JSON] = []
+        # Every placeholder seen in a request, in order (for `leak`).
+        self.placeholders: list[str] = []
         # Responses API: the user text of each response, by response id.
         self.inputs: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -277,6 +283,14 @@ class FakeVendor:
                 broken = model == "broken"
                 model = "echo" if broken else model
                 text = last_user_text(self.path, body)
+                with vendor._lock:
+                    for p in re.findall(r"<[A-Z_]+_[0-9a-f]{8,}>", json.dumps(body)):
+                        if p not in vendor.placeholders:
+                            vendor.placeholders.append(p)
+                    if model == "leak":
+                        # A vendor (or a model talked into it) that answers with
+                        # placeholders of this and earlier requests, other callers' too.
+                        model, text = "echo", " ".join(vendor.placeholders)
                 if self.path.endswith("/embeddings"):
                     inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
                     data = [{"object": "embedding", "index": i, "embedding": [0.5, 0.25]} for i in range(len(inputs))]

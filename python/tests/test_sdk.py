@@ -583,3 +583,20 @@ def test_in_process_guard_around_the_sdk(
     assert verdict.allowed, verdict.messages
     denied = policy.check_call("support_agent", call.function.name, {**arguments, "amount": DENIED_AMOUNT})
     assert not denied.allowed and "refund.within_refundable" in denied.rules
+
+
+# --- One caller's values never reach another -------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_placeholders_of_other_requests_are_not_restored(oai: openai.OpenAI, stream: bool) -> None:
+    """A request's answer is restored from that request's own values only: a
+    vendor that answers one caller with another caller's placeholder gets the
+    placeholder through, never the other caller's e-mail."""
+    other = f"mary.major{int(stream)}@example.net"
+    oai.chat.completions.create(model="echo", messages=[{"role": "user", "content": f"Mail {other} today."}])
+    mine = chat(oai, stream, model="leak", messages=[{"role": "user", "content": PROMPT}])
+    text = mine.choices[0].message.content or ""
+    assert other not in text
+    # Its own e-mail is restored; the other one stays a placeholder.
+    assert EMAIL in text and "<EMAIL_" in text
