@@ -11,6 +11,7 @@ of a fake vendor on loopback (`fake_vendor.py`).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -600,3 +601,26 @@ def test_placeholders_of_other_requests_are_not_restored(oai: openai.OpenAI, str
     assert other not in text
     # Its own e-mail is restored; the other one stays a placeholder.
     assert EMAIL in text and "<EMAIL_" in text
+
+
+def test_concurrent_streams_each_get_their_own_values(proxy: str, vendor: FakeVendor) -> None:
+    """Sixteen streams at once through the async SDK, each with its own
+    customer's e-mail, split across chunks: each answer gets its own value
+    back, and the vendor sees none of them."""
+
+    async def one(client: openai.AsyncOpenAI, i: int) -> tuple[str, str]:
+        prompt = f"Customer {i} writes from customer{i}@example.com about order ord_{1000 + i}."
+        stream = await client.chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": prompt}], stream=True
+        )
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        return prompt, text
+
+    async def all_of_them() -> list[tuple[str, str]]:
+        async with openai.AsyncOpenAI(base_url=f"{proxy}/v1", api_key="agent", max_retries=0) as client:
+            return await asyncio.gather(*(one(client, i) for i in range(16)))
+
+    for prompt, text in asyncio.run(all_of_them()):
+        assert text == f"You said: {prompt}"
+    seen = "\n".join(vendor.raw_seen())
+    assert not any(f"customer{i}@example.com" in seen for i in range(16))
