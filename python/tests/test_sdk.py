@@ -171,9 +171,13 @@ def chat(oai: openai.OpenAI, stream: bool, **kw: Any) -> ChatCompletion:
 
 
 def respond(oai: openai.OpenAI, stream: bool, **kw: Any) -> Response:
-    """One Responses call, streamed through the SDK's helper or not."""
+    """One Responses call, streamed through the SDK's helper or not. A stream's
+    events are numbered 0, 1, 2, … as the vendor's are, also where Warden
+    held events back or wrote its own."""
     if stream:
         with oai.responses.stream(**kw) as s:
+            numbers = [e.sequence_number for e in s]
+            assert numbers == list(range(len(numbers))), numbers
             return s.get_final_response()
     done: Response = oai.responses.create(**kw)
     return done
@@ -484,6 +488,7 @@ def test_responses_broken_stream_ends_with_an_error_event(oai: openai.OpenAI) ->
     # `response.completed`.
     with oai.responses.stream(model="broken", input=PROMPT) as s:
         events = list(s)
+        assert [e.sequence_number for e in events] == list(range(len(events)))
         errors = [e for e in events if e.type == "error"]
         assert len(errors) == 1 and errors[0] is events[-1]
         assert errors[0].code == "upstream_stream_broken"

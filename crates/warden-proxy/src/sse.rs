@@ -211,6 +211,7 @@ impl Transformer {
                 ended: false,
                 response_id: None,
                 fast: true,
+                next_seq: None,
             }),
             _ => Transformer::Chat(ChatStream {
                 ctx,
@@ -812,6 +813,7 @@ struct ResponsesView<'a> {
     #[serde(borrow)]
     item_id: Option<Str<'a>>,
     content_index: Option<u64>,
+    sequence_number: Option<u64>,
     #[serde(borrow)]
     response: Option<Obj<ResponseView<'a>>>,
 }
@@ -1130,9 +1132,34 @@ pub struct ResponsesStream {
     ended: bool,
     response_id: Option<String>,
     fast: bool,
+    /// The `sequence_number` of the next event sent, once the vendor's events
+    /// carry them: Warden holds some events back and writes others, so it
+    /// numbers what it sends itself, keeping the numbers consecutive.
+    next_seq: Option<u64>,
 }
 
 impl ResponsesStream {
+    /// A vendor event numbered `seq` arrives: the first number seen starts the count.
+    fn saw_seq(&mut self, seq: Option<u64>) {
+        if self.next_seq.is_none() {
+            self.next_seq = seq;
+        }
+    }
+
+    /// Give an event about to be sent the next number (when the stream has numbers).
+    fn number(&mut self, v: &mut Value) {
+        if let (Some(n), Some(o)) = (self.next_seq, v.as_object_mut()) {
+            o.insert("sequence_number".into(), json!(n));
+            self.next_seq = Some(n + 1);
+        }
+    }
+
+    /// [`emit_json`] with the next sequence number.
+    fn emit(&mut self, out: &mut Vec<u8>, event: Option<&str>, mut v: Value) {
+        self.number(&mut v);
+        emit_json(out, event, &v);
+    }
+
     /// Pass an event on unchanged when that is what the full path would send.
     /// Function calls, the end of a text part, the final response and anything
     /// with a placeholder to restore take the full path.
@@ -1140,6 +1167,9 @@ impl ResponsesStream {
         let Ok(Obj(v)) = serde_json::from_str::<Obj<ResponsesView>>(data) else {
             return Fast::Full;
         };
+        self.saw_seq(v.sequence_number);
+        // Passed on as written only while its number is the one due.
+        let numbered_right = v.sequence_number == self.next_seq;
         let item_id = v.item_id.as_deref().unwrap_or("");
         let nothing_to_restore = self.ctx.vault.is_empty() || !may_hold_placeholder(data);
         let function_call = TypedView::ty(v.item.as_deref()) == "function_call";
@@ -1173,11 +1203,14 @@ impl ResponsesStream {
                     if restored.is_empty() {
                         return Fast::Done;
                     }
-                    if restored != **d {
+                    if restored != **d || !numbered_right {
                         return Fast::Restored(vec![Some(restored)]);
                     }
+                } else if !numbered_right {
+                    return Fast::Full;
                 }
             }
+            _ if !numbered_right => return Fast::Full,
             "response.output_text.done"
             | "response.completed"
             | "response.incomplete"
@@ -1190,6 +1223,9 @@ impl ResponsesStream {
             }
             _ if nothing_to_restore => {}
             _ => return Fast::Full,
+        }
+        if let Some(n) = self.next_seq {
+            self.next_seq = Some(n + 1);
         }
         pass(out, event, data);
         Fast::Done
@@ -1213,6 +1249,7 @@ impl ResponsesStream {
             write_event(out, ev.event.as_deref(), Some(data), &ev.extra);
             return;
         };
+        self.saw_seq(v.get("sequence_number").and_then(Value::as_u64));
         let ty = v
             .get("type")
             .and_then(Value::as_str)
@@ -1306,7 +1343,7 @@ impl ResponsesStream {
                             o.remove("text");
                         }
                         d["delta"] = json!(rest);
-                        emit_json(out, Some("response.output_text.delta"), &d);
+                        self.emit(out, Some("response.output_text.delta"), d);
                     }
                 }
                 restore_tree(&self.ctx.vault, &mut v);
@@ -1365,7 +1402,7 @@ impl ResponsesStream {
             }
             _ => restore_tree(&self.ctx.vault, &mut v),
         }
-        emit_json(out, name.as_deref(), &v);
+        self.emit(out, name.as_deref(), v);
     }
 
     async fn release_call(&mut self, mut done: Value, name: Option<&str>, out: &mut Vec<u8>) {
@@ -1406,20 +1443,14 @@ impl ResponsesStream {
             if let Some(a) = added.pointer_mut("/item/arguments") {
                 *a = json!("");
             }
-            emit_json(out, Some("response.output_item.added"), &added);
-            emit_json(
-                out,
-                Some("response.function_call_arguments.delta"),
-                &json!({"type": "response.function_call_arguments.delta", "item_id": id, "output_index": output_index, "delta": restored}),
+            self.emit(out, Some("response.output_item.added"), added);
+            self.emit(out, Some("response.function_call_arguments.delta"), json!({"type": "response.function_call_arguments.delta", "item_id": id, "output_index": output_index, "delta": restored}),
             );
-            emit_json(
-                out,
-                Some("response.function_call_arguments.done"),
-                &json!({"type": "response.function_call_arguments.done", "item_id": id, "output_index": output_index, "arguments": restored}),
+            self.emit(out, Some("response.function_call_arguments.done"), json!({"type": "response.function_call_arguments.done", "item_id": id, "output_index": output_index, "arguments": restored}),
             );
             done["item"]["arguments"] = json!(restored);
             self.allowed.insert(id, restored);
-            emit_json(out, name, &done);
+            self.emit(out, name, done);
         } else {
             let text = refusal_text(&tool, &verdict);
             let item = refusal_message_item(&done["item"], &text);
@@ -1427,38 +1458,20 @@ impl ResponsesStream {
             let mut pending = item.clone();
             pending["status"] = json!("in_progress");
             pending["content"] = json!([]);
-            emit_json(
-                out,
-                Some("response.output_item.added"),
-                &json!({"type": "response.output_item.added", "output_index": output_index, "item": pending}),
+            self.emit(out, Some("response.output_item.added"), json!({"type": "response.output_item.added", "output_index": output_index, "item": pending}),
             );
             // The event sequence of a vendor's own text item: the SDKs' stream
             // helpers add text only to a content part announced before it.
             let part = json!({"type": "output_text", "text": "", "annotations": []});
-            emit_json(
-                out,
-                Some("response.content_part.added"),
-                &json!({"type": "response.content_part.added", "item_id": mid, "output_index": output_index, "content_index": 0, "part": part}),
+            self.emit(out, Some("response.content_part.added"), json!({"type": "response.content_part.added", "item_id": mid, "output_index": output_index, "content_index": 0, "part": part}),
             );
-            emit_json(
-                out,
-                Some("response.output_text.delta"),
-                &json!({"type": "response.output_text.delta", "item_id": mid, "output_index": output_index, "content_index": 0, "delta": text, "logprobs": []}),
+            self.emit(out, Some("response.output_text.delta"), json!({"type": "response.output_text.delta", "item_id": mid, "output_index": output_index, "content_index": 0, "delta": text, "logprobs": []}),
             );
-            emit_json(
-                out,
-                Some("response.output_text.done"),
-                &json!({"type": "response.output_text.done", "item_id": mid, "output_index": output_index, "content_index": 0, "text": text, "logprobs": []}),
+            self.emit(out, Some("response.output_text.done"), json!({"type": "response.output_text.done", "item_id": mid, "output_index": output_index, "content_index": 0, "text": text, "logprobs": []}),
             );
-            emit_json(
-                out,
-                Some("response.content_part.done"),
-                &json!({"type": "response.content_part.done", "item_id": mid, "output_index": output_index, "content_index": 0, "part": item["content"][0]}),
+            self.emit(out, Some("response.content_part.done"), json!({"type": "response.content_part.done", "item_id": mid, "output_index": output_index, "content_index": 0, "part": item["content"][0]}),
             );
-            emit_json(
-                out,
-                Some("response.output_item.done"),
-                &json!({"type": "response.output_item.done", "output_index": output_index, "item": item}),
+            self.emit(out, Some("response.output_item.done"), json!({"type": "response.output_item.done", "output_index": output_index, "item": item}),
             );
             self.denied.insert(id, item);
         }
@@ -1469,10 +1482,7 @@ impl ResponsesStream {
             return true;
         }
         let msg = broken_message(error);
-        emit_json(
-            out,
-            Some("error"),
-            &json!({"type": "error", "code": "upstream_stream_broken", "message": msg, "param": null}),
+        self.emit(out, Some("error"), json!({"type": "error", "code": "upstream_stream_broken", "message": msg, "param": null}),
         );
         false
     }
@@ -1956,8 +1966,11 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (base, tok) = test_ctx(Api::Responses, dir.path()).await;
         let (email, card) = (&tok[0], &tok[1]);
+        // Numbered as the vendor numbers them, from 0.
+        let seq = std::cell::Cell::new(0u64);
         let ev = |ty: &str, mut v: Value| {
             v["type"] = json!(ty);
+            v["sequence_number"] = json!(seq.replace(seq.get() + 1));
             named(ty, &v)
         };
         let mut s = ev(
@@ -2065,6 +2078,27 @@ pub(crate) mod tests {
             {"type": "function_call", "id": "fc_2", "name": "drop_tables", "arguments": "{}"}]}}),
         );
         same_with_and_without_pass_through(&base, &s).await;
+        // Warden held the calls' events back and wrote its own: what it sends
+        // is numbered 0, 1, 2, … all the same.
+        let mut t = Transformer::new(ctx_like(&base), 1 << 16);
+        let mut p = SseParser::new(1 << 16);
+        let mut out = Vec::new();
+        for ev in p.push(s.as_bytes()).unwrap() {
+            t.on_event(ev, &mut out).await;
+        }
+        let numbers: Vec<Option<u64>> = events_of(&out)
+            .iter()
+            .filter_map(|(_, d)| d.as_ref().ok())
+            .filter(|d| d.is_object())
+            .map(|d| d["sequence_number"].as_u64())
+            .collect();
+        let want: Vec<Option<u64>> = (0..numbers.len() as u64).map(Some).collect();
+        assert_eq!(numbers, want);
+        assert_ne!(
+            numbers.len() as u64,
+            seq.get(),
+            "no event was held or added"
+        );
     }
 
     #[tokio::test]
