@@ -1444,9 +1444,15 @@ impl ResponsesStream {
                 *a = json!("");
             }
             self.emit(out, Some("response.output_item.added"), added);
-            self.emit(out, Some("response.function_call_arguments.delta"), json!({"type": "response.function_call_arguments.delta", "item_id": id, "output_index": output_index, "delta": restored}),
+            self.emit(
+                out,
+                Some("response.function_call_arguments.delta"),
+                json!({"type": "response.function_call_arguments.delta", "item_id": id, "output_index": output_index, "delta": restored}),
             );
-            self.emit(out, Some("response.function_call_arguments.done"), json!({"type": "response.function_call_arguments.done", "item_id": id, "output_index": output_index, "arguments": restored}),
+            self.emit(
+                out,
+                Some("response.function_call_arguments.done"),
+                json!({"type": "response.function_call_arguments.done", "item_id": id, "output_index": output_index, "arguments": restored}),
             );
             done["item"]["arguments"] = json!(restored);
             self.allowed.insert(id, restored);
@@ -1458,20 +1464,38 @@ impl ResponsesStream {
             let mut pending = item.clone();
             pending["status"] = json!("in_progress");
             pending["content"] = json!([]);
-            self.emit(out, Some("response.output_item.added"), json!({"type": "response.output_item.added", "output_index": output_index, "item": pending}),
+            self.emit(
+                out,
+                Some("response.output_item.added"),
+                json!({"type": "response.output_item.added", "output_index": output_index, "item": pending}),
             );
             // The event sequence of a vendor's own text item: the SDKs' stream
             // helpers add text only to a content part announced before it.
             let part = json!({"type": "output_text", "text": "", "annotations": []});
-            self.emit(out, Some("response.content_part.added"), json!({"type": "response.content_part.added", "item_id": mid, "output_index": output_index, "content_index": 0, "part": part}),
+            self.emit(
+                out,
+                Some("response.content_part.added"),
+                json!({"type": "response.content_part.added", "item_id": mid, "output_index": output_index, "content_index": 0, "part": part}),
             );
-            self.emit(out, Some("response.output_text.delta"), json!({"type": "response.output_text.delta", "item_id": mid, "output_index": output_index, "content_index": 0, "delta": text, "logprobs": []}),
+            self.emit(
+                out,
+                Some("response.output_text.delta"),
+                json!({"type": "response.output_text.delta", "item_id": mid, "output_index": output_index, "content_index": 0, "delta": text, "logprobs": []}),
             );
-            self.emit(out, Some("response.output_text.done"), json!({"type": "response.output_text.done", "item_id": mid, "output_index": output_index, "content_index": 0, "text": text, "logprobs": []}),
+            self.emit(
+                out,
+                Some("response.output_text.done"),
+                json!({"type": "response.output_text.done", "item_id": mid, "output_index": output_index, "content_index": 0, "text": text, "logprobs": []}),
             );
-            self.emit(out, Some("response.content_part.done"), json!({"type": "response.content_part.done", "item_id": mid, "output_index": output_index, "content_index": 0, "part": item["content"][0]}),
+            self.emit(
+                out,
+                Some("response.content_part.done"),
+                json!({"type": "response.content_part.done", "item_id": mid, "output_index": output_index, "content_index": 0, "part": item["content"][0]}),
             );
-            self.emit(out, Some("response.output_item.done"), json!({"type": "response.output_item.done", "output_index": output_index, "item": item}),
+            self.emit(
+                out,
+                Some("response.output_item.done"),
+                json!({"type": "response.output_item.done", "output_index": output_index, "item": item}),
             );
             self.denied.insert(id, item);
         }
@@ -1482,7 +1506,10 @@ impl ResponsesStream {
             return true;
         }
         let msg = broken_message(error);
-        self.emit(out, Some("error"), json!({"type": "error", "code": "upstream_stream_broken", "message": msg, "param": null}),
+        self.emit(
+            out,
+            Some("error"),
+            json!({"type": "error", "code": "upstream_stream_broken", "message": msg, "param": null}),
         );
         false
     }
