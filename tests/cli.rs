@@ -283,3 +283,47 @@ fn usage_errors_exit_two() {
     let out = warden(&["frobnicate"], b"");
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `warden serve` whose log reader went away (stderr a closed pipe) still
+/// stops on SIGTERM: the log lines it can no longer write are dropped. It
+/// used to panic on the first of them, in the task that handles the signal,
+/// and never stopped.
+#[test]
+fn serve_stops_on_sigterm_after_its_log_pipe_closes() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--audit"])
+        .arg(dir.path().join("audit.jsonl"))
+        .env("WARDEN_CACHE_DIR", dir.path())
+        .env("OPENAI_API_KEY", "sk-test")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("\"listening\"") {
+        line.clear();
+        assert_ne!(log.read_line(&mut line).unwrap(), 0, "serve exited early");
+    }
+    drop(log);
+    let pid = child.id().to_string();
+    let signal = |sig: &str| Command::new("kill").args([sig, &pid]).status().unwrap();
+    assert!(signal("-TERM").success());
+    // Waited for on a thread, so that a server that never stops fails the
+    // test (after a minute) instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+        child
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(status) => assert!(status.unwrap().success()),
+        Err(_) => {
+            signal("-KILL");
+            panic!("warden serve did not stop within a minute of SIGTERM");
+        }
+    }
+}
