@@ -327,3 +327,35 @@ fn serve_stops_on_sigterm_after_its_log_pipe_closes() {
         }
     }
 }
+
+/// `warden scan --jsonl … | head`: when the reader of its output goes away,
+/// warden stops quietly with success, as pipelines expect, instead of
+/// reporting a broken pipe.
+#[test]
+fn scan_stops_quietly_when_its_reader_goes_away() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["scan", "--jsonl", "--no-injection"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Far more output than a pipe holds, so the writes after the reader is
+    // gone must fail.
+    let feeder = std::thread::spawn(move || {
+        for i in 0..200_000 {
+            let line = format!("{{\"id\": {i}, \"text\": \"mail jane.doe@example.com\"}}\n");
+            if stdin.write_all(line.as_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut first = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}

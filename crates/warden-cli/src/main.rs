@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 ok, 1 findings / denied / failures, 2 usage or config error.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -73,9 +74,27 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of our output went away (`warden scan … | head`): that is
+        // how pipelines end, not an error to report.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("warden: {e:#}");
+            // Through `writeln!`: `eprintln!` panics when stderr is closed too.
+            let _ = writeln!(std::io::stderr(), "warden: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Is `e` (or what caused it) a write to a closed pipe?
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        let kind = match c.downcast_ref::<std::io::Error>() {
+            Some(io) => Some(io.kind()),
+            // serde_json keeps the I/O error to itself.
+            None => c
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind),
+        };
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    })
 }
