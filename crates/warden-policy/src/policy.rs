@@ -255,12 +255,22 @@ impl Policy {
     /// Validates a call and acts on the verdict: an allowed money call places a hold (in
     /// the same transaction that re-checks the balance), an idempotency key records the
     /// decision, an above-threshold call files an approval request. Records an audit
-    /// record when the policy has an audit log. Never panics, never errors: problems
-    /// become `error` verdicts.
+    /// record when the policy has an audit log; an allowed call whose record cannot be
+    /// written becomes an `error` verdict (rule `audit.unavailable`). Never panics,
+    /// never errors: problems become `error` verdicts.
     pub async fn validate(&self, principal: &Principal, call: &ToolCall) -> Verdict {
         let v = self.decide(principal, call, true).await;
-        self.record(principal, call, &v, "validate");
-        v
+        if self.record(principal, call, &v, "validate") || !v.is_allowed() {
+            return v;
+        }
+        // A call is released only with its audit record: money would move
+        // that the trail does not show. Its hold stays until it expires, which
+        // errs on the side of less money available, never more.
+        Verdict::error(
+            &v.tool,
+            "audit.unavailable",
+            "the audit record of this call could not be written",
+        )
     }
 
     /// Like [`Policy::validate`] but a dry run: places no hold and records no idempotency
@@ -862,11 +872,19 @@ impl Policy {
         Ok(out)
     }
 
-    fn record(&self, principal: &Principal, call: &ToolCall, v: &Verdict, mode: &str) {
-        let Some(log) = &self.inner.audit else { return };
+    /// Appends the verdict's audit record; false when a configured log could
+    /// not take it.
+    fn record(&self, principal: &Principal, call: &ToolCall, v: &Verdict, mode: &str) -> bool {
+        let Some(log) = &self.inner.audit else {
+            return true;
+        };
         let rec = self.audit_record(principal, call, v, mode);
-        if let Err(e) = log.append(&rec) {
-            tracing::error!(error = %e, "audit append failed");
+        match log.append(&rec) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "audit append failed");
+                false
+            }
         }
     }
 

@@ -141,6 +141,27 @@ fn state_store_down_is_an_error() {
 }
 
 #[test]
+fn an_allowed_call_without_its_audit_record_is_not_released() {
+    // Every write to /dev/full fails (ENOSPC): a disk that filled up.
+    let log = Arc::new(AuditLog::open("/dev/full", Fsync::Never).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let p = Policy::demo(PolicyOptions {
+        state_url: Some(common::sqlite_url(dir.path(), "state.sqlite")),
+        audit: Some(log),
+        ..PolicyOptions::default()
+    })
+    .unwrap();
+    let rt = rt();
+    let v = rt.block_on(p.validate(&agent("a"), &refund("ord_1001", "1.00", "USD")));
+    assert_eq!(v.verdict, Decision::Error, "{v:?}");
+    assert_eq!(v.rules, vec!["audit.unavailable"]);
+    assert!(v.hold_id.is_none());
+    // A denied call stays denied: the missing record changes nothing for it.
+    let v = rt.block_on(p.validate(&agent("a"), &refund("ord_1001", "1200.00", "USD")));
+    assert_eq!(v.verdict, Decision::Deny, "{v:?}");
+}
+
+#[test]
 fn every_verdict_is_audited_without_values() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
