@@ -75,8 +75,11 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         // The reader of our output went away (`warden scan … | head`): that is
-        // how pipelines end, not an error to report.
-        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
+        // how pipelines end, not an error to report. Quietly, but never as
+        // success: a scan cut short must not read as a clean one. 141 is what
+        // the shell reports for a tool killed by SIGPIPE, which `set -o
+        // pipefail` scripts already handle.
+        Err(e) if broken_pipe(&e) => ExitCode::from(141),
         Err(e) => {
             // Through `writeln!`: `eprintln!` panics when stderr is closed too.
             let _ = writeln!(std::io::stderr(), "warden: {e:#}");

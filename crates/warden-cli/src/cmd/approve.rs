@@ -1,6 +1,7 @@
 //! `warden approve ID [--deny]`: decide a pending approval request. The decision binds
 //! to the exact arguments of the request; the same call then gets `allow` (once) or `deny`.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -54,11 +55,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     });
     match result {
         Ok(a) => {
-            println!("{}", serde_json::to_string_pretty(&a)?);
+            let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&a)?);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Conflict) => {
-            eprintln!("warden: {e}");
+            let _ = writeln!(std::io::stderr(), "warden: {e}");
             Ok(ExitCode::from(1))
         }
         Err(e) => Err(e.into()),

@@ -1,6 +1,7 @@
 //! `warden audit verify FILE`: check a hash-chained audit log. Exit 0 intact, 1 broken
 //! (the first broken record is named as FILE:LINE: reason), 2 unreadable.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,22 +30,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = warden_audit::verify(&file)?;
     let name = file.display();
     if json {
-        println!("{}", serde_json::to_string(&report)?);
+        let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string(&report)?);
     }
     match &report.broken {
         None => {
             if !json {
-                println!(
+                let _ = writeln!(
+                    std::io::stdout(),
                     "{name}: ok, {} records, head {}",
-                    report.records, report.head
+                    report.records,
+                    report.head
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
         Some(b) => {
-            eprintln!(
+            let _ = writeln!(
+                std::io::stderr(),
                 "{name}:{}: {} ({} records verified before it)",
-                b.line, b.reason, report.records
+                b.line,
+                b.reason,
+                report.records
             );
             Ok(ExitCode::from(1))
         }

@@ -1,6 +1,7 @@
 //! `warden check-call`: validate one tool call against a policy and ledger; print the
 //! verdict as JSON. Exit 0 allow, 1 deny or needs_approval, 2 error.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -87,6 +88,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             policy.evaluate(&principal, &call).await
         }
     });
-    println!("{}", serde_json::to_string_pretty(&verdict)?);
+    let _ = writeln!(
+        std::io::stdout(),
+        "{}",
+        serde_json::to_string_pretty(&verdict)?
+    );
     Ok(ExitCode::from(verdict.exit_code()))
 }

@@ -4,6 +4,7 @@
 //! Exit codes: 0 evaluated (and no regression against `--baseline`), 1 a
 //! metric regressed, 2 bad input (the message names file and line) or usage.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -75,7 +76,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .map(|d| d as &dyn warden_eval::InjectionScorer),
     };
     let report = evaluate(&corpora, engines)?;
-    print!("{}", report.render());
+    let _ = write!(std::io::stdout(), "{}", report.render());
     if let Some(path) = &args.report {
         report.save(path)?;
     }
@@ -84,13 +85,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     if args.update_baseline {
         report.save(baseline_path)?;
-        println!("\nbaseline written to {}", baseline_path.display());
+        let _ = writeln!(
+            std::io::stdout(),
+            "\nbaseline written to {}",
+            baseline_path.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let baseline = Report::load(baseline_path)?;
     let diff = compare(&baseline, &report, args.max_drop);
-    println!("\nbaseline {}:", baseline_path.display());
-    print!("{}", diff.render(args.max_drop));
+    let _ = writeln!(std::io::stdout(), "\nbaseline {}:", baseline_path.display());
+    let _ = write!(std::io::stdout(), "{}", diff.render(args.max_drop));
     Ok(if diff.passed() {
         ExitCode::SUCCESS
     } else {

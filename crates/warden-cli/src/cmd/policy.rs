@@ -2,6 +2,7 @@
 //! bad TOML, unknown types, CEL that does not compile, queries that do not prepare
 //! against the configured ledger. Exit 0 clean, 1 problems found, 2 unreadable file.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,7 +34,7 @@ enum Command {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Demo => {
-            print!("{}", warden_policy::DEMO_POLICY);
+            let _ = write!(std::io::stdout(), "{}", warden_policy::DEMO_POLICY);
             Ok(ExitCode::SUCCESS)
         }
         Command::Lint { file, ledger } => {
@@ -50,15 +51,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let name = file.display();
             for p in &problems {
                 match p.line {
-                    Some(l) => println!("{name}:{l}: {}", p.message),
-                    None => println!("{name}: {}", p.message),
+                    Some(l) => {
+                        let _ = writeln!(std::io::stdout(), "{name}:{l}: {}", p.message);
+                    }
+                    None => {
+                        let _ = writeln!(std::io::stdout(), "{name}: {}", p.message);
+                    }
                 }
             }
             if problems.is_empty() {
-                println!("{name}: ok");
+                let _ = writeln!(std::io::stdout(), "{name}: ok");
                 Ok(ExitCode::SUCCESS)
             } else {
-                eprintln!("{name}: {} problem(s)", problems.len());
+                let _ = writeln!(std::io::stderr(), "{name}: {} problem(s)", problems.len());
                 Ok(ExitCode::from(1))
             }
         }
