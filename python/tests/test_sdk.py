@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import re
 import os
+import re
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,10 @@ import anthropic
 import openai
 import pytest
 import warden
+from anthropic.types import Message
 from fake_vendor import SIGNATURE, THINKING, FakeVendor
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
-from anthropic.types import Message
 
 EMAIL = "jane.doe@example.com"
 PROMPT = f"Please write to {EMAIL} about order ord_1001."
@@ -92,11 +93,18 @@ def serve(warden_bin: Path, vendor: FakeVendor, tmp: Path, *extra: str) -> Itera
             addr = fields["addr"]
             break
     assert addr, f"warden serve did not start (exit {proc.poll()})"
+    # Keep reading its log: a pipe nobody drains fills up, and then the
+    # server blocks on its next log line.
+    log: list[str] = []
+    drain = threading.Thread(target=lambda: log.extend(proc.stderr or []), daemon=True)
+    drain.start()
     try:
         yield f"http://{addr}"
     finally:
         proc.terminate()
-        proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        drain.join(timeout=30)
+        proc.stderr.close()
 
 
 @pytest.fixture(scope="module")
