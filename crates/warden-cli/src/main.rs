@@ -1,7 +1,8 @@
 //! `warden`: the command line. Parses arguments and dispatches; every capability
 //! lives in a library crate (see `docs/design.md`).
 //!
-//! Exit codes: 0 ok, 1 findings / denied / failures, 2 usage or config error.
+//! Exit codes: 0 ok, 1 findings / denied / failures, 2 usage or config error,
+//! 141 the reader of the output went away (as a tool killed by SIGPIPE).
 
 use std::io::Write;
 use std::process::ExitCode;

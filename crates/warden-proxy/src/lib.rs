@@ -250,6 +250,7 @@ pub fn init_logging() {
     // The stock JSON format with the current span and no span list (the request span
     // is the only span: the list would repeat it in every line), written without
     // serde in between; see `logline`.
+    //
     // A log line that cannot be written (stderr a closed pipe: the log
     // collector went away) is dropped. tracing-subscriber would report it with
     // `eprintln!`, which panics on that same stderr: in the task that handles

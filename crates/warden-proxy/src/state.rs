@@ -48,7 +48,8 @@ impl AppState {
             .pool_max_idle_per_host(256)
             // A redirect from the vendor would re-send the (redacted) prompt, or an
             // identity-provider fetch, to a host nobody configured: never follow one.
-            // The client gets the vendor's 3xx as an upstream error instead.
+            // The client gets the vendor's 3xx, without its `Location`, as it gets any
+            // other answer that is not a success.
             .redirect(reqwest::redirect::Policy::none())
             .https_only(false)
             .build()
