@@ -637,3 +637,42 @@ def test_concurrent_streams_each_get_their_own_values(proxy: str, vendor: FakeVe
         assert text == f"You said: {prompt}"
     seen = "\n".join(vendor.raw_seen())
     assert not any(f"customer{i}@example.com" in seen for i in range(16))
+
+
+# --- The Node SDKs --------------------------------------------------------------------
+
+NODE_TESTS = Path(__file__).parent / "node"
+
+
+def test_node_sdks(proxy: str, vendor: FakeVendor) -> None:
+    """The vendors' Node SDKs (`node/sdk.test.mjs`, installed by
+    scripts/test-python from node/package-lock.json) against the same proxy:
+    their stream parsers are not the Python SDKs'. The vendor sees no e-mail."""
+    assert (NODE_TESTS / "node_modules").is_dir(), "run scripts/test-python, which installs the Node SDKs"
+    before = len(list(vendor.raw_seen()))
+    env = {
+        **os.environ,
+        "WARDEN_URL": proxy,
+        "WARDEN_EMAIL": EMAIL,
+        "WARDEN_PROMPT": PROMPT,
+        "WARDEN_ALLOWED": ALLOWED,
+        "WARDEN_DENIED_AMOUNT": DENIED_AMOUNT,
+        "WARDEN_DENIED": DENIED,
+        "WARDEN_THINKING": THINKING,
+        "WARDEN_SIGNATURE": SIGNATURE,
+    }
+    run = subprocess.run(
+        ["node", "--test", "--test-reporter=spec", "sdk.test.mjs"],
+        cwd=NODE_TESTS,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    # Every test of the file ran and passed (a file that fails to load runs none).
+    assert re.search(r"^ℹ pass [1-9][0-9]*$", run.stdout, re.M), run.stdout
+    assert re.search(r"^ℹ fail 0$", run.stdout, re.M), run.stdout
+    seen = list(vendor.raw_seen())[before:]
+    assert len(seen) > 20, "the Node tests reached the vendor too rarely"
+    assert not any(EMAIL in body for body in seen)
