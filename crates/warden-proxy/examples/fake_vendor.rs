@@ -5,7 +5,14 @@
 //! `[DONE]`. It reads and parses the body (as a vendor would) but does no
 //! other work, so the benchmark measures Warden, not the vendor.
 //!
-//! Usage: `fake_vendor [PORT]` (default 0 = any free port); prints `listening ADDR`.
+//! Usage: `fake_vendor [PORT] [DELAY_MS]` (default 0 = any free port, no
+//! delay); prints `listening ADDR`. With a delay every answer starts that many
+//! milliseconds after its request arrived, as a remote vendor's would, so a
+//! closed-loop load at a given concurrency runs at a rate the machine can
+//! serve instead of saturating it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -26,7 +33,13 @@ fn stream_body() -> Bytes {
     Bytes::from(s)
 }
 
+static DELAY_MS: AtomicU64 = AtomicU64::new(0);
+
 async fn chat(body: Bytes) -> Response {
+    let delay = DELAY_MS.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let stream = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("stream").and_then(serde_json::Value::as_bool))
@@ -52,6 +65,11 @@ async fn main() -> std::io::Result<()> {
         .nth(1)
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
+    let delay: u64 = std::env::args()
+        .nth(2)
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0);
+    DELAY_MS.store(delay, Ordering::Relaxed);
     let app = Router::new().route("/v1/chat/completions", post(chat));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening {}", listener.local_addr()?);
