@@ -100,6 +100,8 @@ fn committed_baseline_is_current() {
         &corpus("injection.jsonl"),
         "--corpus",
         &corpus("injection-multilingual.jsonl"),
+        "--corpus",
+        &corpus("injection-probes.jsonl"),
         "--baseline",
         &corpus("baseline.json"),
     ]);
