@@ -180,7 +180,8 @@ fn scan_jsonl(engines: &Engines, args: &Args) -> Result<ExitCode> {
             any_hit |= hit;
             if let Some(err) = err {
                 any_error = true;
-                eprintln!("warden: {name}:{err}");
+                // Not `eprintln!`: it panics when stderr is a closed pipe.
+                let _ = writeln!(io::stderr(), "warden: {name}:{err}");
             }
             w.write_all(&out)?;
             w.write_all(b"\n")?;
